@@ -16,7 +16,8 @@
     ├── WorkflowError             [terminal]  a workflow execution ended FAILED / ERROR / TERMINATED
     │   └── WorkflowDeadlineExceeded          it was still running when its deadline passed
     ├── HealthCheckFailed         [terminal]  the start-of-run check failed: nothing was sent
-    └── CircuitOpenError          [terminal]  the breaker stopped the run: the remote looks down
+    ├── CircuitOpenError          [terminal]  the breaker stopped the run: the remote looks down
+    └── RunStopped                [terminal]  the run stopped itself: its failed-row ceiling was passed
 
 `transient` is the default classification; a `RetryPolicy` may widen or narrow it (the retryable status set is a
 setting). Messages never carry secrets or raw input values: they name rows by key and fields by name.
@@ -43,6 +44,7 @@ __all__ = [
     "RemoteEndpointError",
     "ResponseTimeout",
     "RowRejected",
+    "RunStopped",
     "ServiceUnavailableError",
     "TransportError",
     "WorkflowDeadlineExceeded",
@@ -73,6 +75,9 @@ class RowRejected(DataActionsError):
         self.expected = expected
         where = f"field '{field_name}'" if field_name else "row"
         super().__init__(f"row {row_key}: {where}: {expected}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.row_key, self.field_name, self.expected)
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,9 @@ class ApiError(DataActionsError):
     def __init__(self, details: ErrorDetails) -> None:
         self.details = details
         super().__init__(details.describe())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.details,)
 
     @property
     def status(self) -> int:
@@ -162,6 +170,9 @@ class TransportError(DataActionsError):
         self.may_have_reached_server = may_have_reached_server
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_transport_error, (type(self), str(self), self.may_have_reached_server)
+
 
 class ResponseTimeout(TransportError):
     code = "timeout"
@@ -178,12 +189,21 @@ class WorkflowError(DataActionsError):
     def __init__(self, execution_id: str, status: str, reason: str = "") -> None:
         self.execution_id = execution_id
         self.status = status
+        self.reason = reason
         suffix = f": {reason}" if reason else ""
         super().__init__(f"workflow execution {execution_id} ended {status}{suffix}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.execution_id, self.status, self.reason)
 
 
 class WorkflowDeadlineExceeded(WorkflowError):
     code = "workflow.deadline"
+
+    def __init__(self, execution_id: str, status: str, reason: str = "") -> None:
+        super().__init__(execution_id, status, reason)
+        suffix = f" ({reason})" if reason else ""
+        self.args = (f"workflow execution {execution_id} was still {status} when its deadline passed{suffix}",)
 
 
 class HealthCheckFailed(DataActionsError):
@@ -192,6 +212,14 @@ class HealthCheckFailed(DataActionsError):
 
 class CircuitOpenError(DataActionsError):
     code = "circuit.open"
+
+
+class RunStopped(DataActionsError):
+    code = "run.stopped"
+
+
+def _rebuild_transport_error(cls: type[TransportError], message: str, sent: bool) -> TransportError:
+    return cls(message, may_have_reached_server=sent)
 
 
 _STATUS_CLASSES: dict[int, type[ApiError]] = {
