@@ -1,0 +1,311 @@
+"""The Genesys Cloud API client. One call is one attempt; retrying is `invoke`'s job.
+
+    async with GenesysClient.from_settings(load_settings()) as client:
+        action = await client.check_health(action_id)                 # once per run
+        answer = await client.execute(action_id, {"phoneNumber": "+353..."})
+
+Every request holds one of `concurrency` slots, waits for its lane's rate limiter, then goes out with the lane's
+bearer token. A 401 renews the token once and replays the request once. A 429 pauses the lane's limiter for
+Retry-After (capped) and raises `RateLimitedError`. Errors map onto `dataactions.errors`:
+
+| what happened                                    | raised                                             |
+|--------------------------------------------------|----------------------------------------------------|
+| an error status                                  | `api_error_from_response(...)` (an `ApiError`)     |
+| a 2xx whose body is not a JSON object            | `MalformedResponseError`                           |
+| no connection (refused, connect/pool timeout)    | `TransportError(may_have_reached_server=False)`    |
+| no answer in time (read/write timeout)           | `ResponseTimeout`                                  |
+| connection dropped mid-request                   | `TransportError(may_have_reached_server=True)`     |
+
+A lane is one OAuth client: a `TokenProvider` and the `RateLimiter` Genesys's per-token limit calls for. The client
+spreads requests round-robin over its lanes; `from_settings` builds one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from time import perf_counter
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import httpx
+
+from dataactions.auth import TokenProvider
+from dataactions.errors import (
+    ApiError,
+    AuthenticationError,
+    DataActionsError,
+    HealthCheckFailed,
+    MalformedResponseError,
+    NotFoundError,
+    RateLimitedError,
+    TransportError,
+    api_error_from_response,
+)
+from dataactions.limits import ConcurrencyLimit, RateLimiter
+from dataactions.retry import DEFAULT_RETRY_AFTER_SECONDS
+from dataactions.settings import Settings
+from dataactions.transport import CookielessAsyncClient, build_timeout, build_transport, map_transport_error
+
+__all__ = ["ApiResponse", "GenesysClient", "Lane"]
+
+_ACTIONS_PATH = "/api/v2/integrations/actions"
+_EXECUTIONS_PATH = "/api/v2/flows/executions"
+_CORRELATION_HEADER = "inin-correlation-id"
+_DEFAULT_HEADERS = {"User-Agent": "dataactions/0.1", "Accept": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """A successful answer: its status, its JSON object body, Genesys's correlation id and the time it took."""
+
+    status: int
+    body: dict[str, Any]
+    correlation_id: str | None
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """One OAuth client: its token, and the request rate Genesys allows a token."""
+
+    tokens: TokenProvider
+    limiter: RateLimiter
+
+
+class GenesysClient:
+    """Async client for data actions and workflow executions."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_base_url: str,
+        lanes: Sequence[Lane],
+        *,
+        concurrency: int = 16,
+        max_retry_after_seconds: float = 120.0,
+    ) -> None:
+        if not lanes:
+            raise ValueError("a GenesysClient needs at least one lane (OAuth client)")
+        self.api_base_url = api_base_url.rstrip("/")
+        self.lanes = tuple(lanes)
+        self._http = http
+        self._next_lane = itertools.cycle(self.lanes).__next__
+        self._slots = ConcurrencyLimit(concurrency)
+        self._max_retry_after = max_retry_after_seconds
+        self._urls: dict[tuple[str, str, bool], httpx.URL] = {}
+        self._headers: dict[tuple[str, bool], dict[str, str]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> GenesysClient:
+        """A client for the org in `settings`, over `transport` (default: `build_transport`, one spare
+        connection beyond the concurrency for token requests)."""
+        genesys, pipeline = settings.genesys, settings.pipeline
+        genesys.require_credentials()
+        http = CookielessAsyncClient(
+            transport=transport or build_transport(pipeline.concurrency + 1),
+            timeout=build_timeout(pipeline),
+            headers=_DEFAULT_HEADERS,
+        )
+        tokens = TokenProvider(
+            http,
+            str(genesys.login_base_url),
+            genesys.client_id,
+            genesys.client_secret,
+            renew_margin_seconds=pipeline.token_renew_margin_seconds,
+        )
+        return cls(
+            http,
+            str(genesys.api_base_url),
+            [Lane(tokens, RateLimiter(pipeline.rate_per_minute))],
+            concurrency=pipeline.concurrency,
+            max_retry_after_seconds=pipeline.max_retry_after_seconds,
+        )
+
+    async def __aenter__(self) -> GenesysClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def execute(self, action_id: str, inputs: Mapping[str, Any], *, flatten: bool = False) -> ApiResponse:
+        """Run a published action once: `POST .../actions/{id}/execute`."""
+        return await self._call("POST", self._action_url(action_id, "execute", flatten), _encode(inputs))
+
+    async def test_action(self, action_id: str, inputs: Mapping[str, Any]) -> ApiResponse:
+        """Run it in test mode, which reports each step: `POST .../actions/{id}/test`."""
+        return await self._call("POST", self._action_url(action_id, "test", False), _encode(inputs))
+
+    async def get_action(
+        self, action_id: str, *, expand_contract: bool = True, include_config: bool = False
+    ) -> dict[str, Any]:
+        params = {"expand": "contract"} if expand_contract else {}
+        if include_config:
+            params["includeConfig"] = "true"
+        return (await self._call("GET", self._action_url(action_id, "", False), params=params)).body
+
+    async def list_actions(
+        self, *, name: str | None = None, category: str | None = None, secure: bool | None = None,
+        page_size: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Every published action matching the filters, all pages followed."""
+        params = {"pageSize": str(page_size), "name": name, "category": category}
+        if secure is not None:
+            params["secure"] = "true" if secure else "false"
+        params = {k: v for k, v in params.items() if v is not None}
+        actions: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = (await self._call("GET", self._url(_ACTIONS_PATH), params={**params, "pageNumber": page})).body
+            entities = [e for e in body.get("entities") or () if isinstance(e, dict)]
+            actions.extend(entities)
+            if not entities or page >= _as_int(body.get("pageCount"), page):
+                return actions
+            page += 1
+
+    async def launch_workflow(
+        self, flow_id: str, input_data: Mapping[str, Any], name: str | None = None
+    ) -> ApiResponse:
+        """Start a workflow execution: `POST /api/v2/flows/executions` → `{id, ...}`."""
+        request: dict[str, Any] = {"flowId": flow_id, "inputData": dict(input_data)}
+        if name is not None:
+            request["name"] = name
+        return await self._call("POST", self._url(_EXECUTIONS_PATH), _encode(request))
+
+    async def get_workflow_execution(self, execution_id: str) -> ApiResponse:
+        """`GET /api/v2/flows/executions/{id}` → `{status, outputData?, flowErrorInfo?, ...}`."""
+        return await self._call("GET", self._url(f"{_EXECUTIONS_PATH}/{quote(execution_id, safe='')}"))
+
+    async def check_health(self, action_id: str) -> dict[str, Any]:
+        """Log in and read the action with its contract, once; `HealthCheckFailed` says what failed.
+
+        A 429 fails the check at once rather than waiting for Retry-After.
+        """
+        await self.check_login()
+        try:
+            return await self.get_action(action_id, expand_contract=True)
+        except DataActionsError as exc:
+            raise _health_failure(f"reading action {action_id!r} at {self.api_base_url}", exc) from exc
+
+    async def check_login(self) -> None:
+        """Get a token for every lane (OAuth client); `HealthCheckFailed` says which login failed and why."""
+        for lane in self.lanes:
+            try:
+                await lane.tokens.token()
+            except DataActionsError as exc:
+                raise _health_failure(f"logging in at {lane.tokens.token_url}", exc) from exc
+
+    async def _call(
+        self, method: str, url: httpx.URL, content: bytes | None = None, params: dict[str, Any] | None = None
+    ) -> ApiResponse:
+        lane = self._next_lane()
+        async with self._slots:
+            response, token, elapsed = await self._send(lane, method, url, content, params, None)
+            if response.status_code == 401:
+                fresh = await lane.tokens.renew(token)
+                response, _, elapsed = await self._send(lane, method, url, content, params, fresh)
+        return self._answer(lane, response, elapsed)
+
+    async def _send(
+        self, lane: Lane, method: str, url: httpx.URL, content: bytes | None,
+        params: dict[str, Any] | None, token: str | None,
+    ) -> tuple[httpx.Response, str, float]:
+        await lane.limiter.acquire()
+        if token is None:
+            token = await lane.tokens.token()
+        headers = self._headers_for(token, content is not None)
+        started = perf_counter()
+        try:
+            response = await self._http.request(method, url, content=content, params=params, headers=headers)
+        except (httpx.RequestError, aiohttp.ClientError) as exc:
+            raise map_transport_error(exc, f"{method} {url.path}") from exc
+        return response, token, perf_counter() - started
+
+    def _answer(self, lane: Lane, response: httpx.Response, elapsed: float) -> ApiResponse:
+        status = response.status_code
+        if 200 <= status < 300:
+            return ApiResponse(status, _json_object(response), response.headers.get(_CORRELATION_HEADER), elapsed)
+        error = api_error_from_response(status, _json_or_none(response), dict(response.headers))
+        if isinstance(error, RateLimitedError):
+            retry_after = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
+            lane.limiter.pause(min(retry_after, self._max_retry_after))
+        raise error
+
+    def _headers_for(self, token: str, with_body: bool) -> dict[str, str]:
+        headers = self._headers.get((token, with_body))
+        if headers is None:
+            if len(self._headers) >= 8 * len(self.lanes):
+                self._headers.clear()
+            headers = {"Authorization": f"Bearer {token}"}
+            if with_body:
+                headers["Content-Type"] = "application/json"
+            self._headers[(token, with_body)] = headers
+        return headers
+
+    def _action_url(self, action_id: str, verb: str, flatten: bool) -> httpx.URL:
+        key = (action_id, verb, flatten)
+        url = self._urls.get(key)
+        if url is None:
+            path = f"{_ACTIONS_PATH}/{quote(action_id, safe='')}" + (f"/{verb}" if verb else "")
+            url = self._urls[key] = self._url(path + ("?flatten=true" if flatten else ""))
+        return url
+
+    def _url(self, path: str) -> httpx.URL:
+        return httpx.URL(self.api_base_url + path)
+
+
+def _encode(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    request = response.request
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        raise MalformedResponseError(
+            f"HTTP {response.status_code} answer to {request.method} {request.url.path} is not valid JSON"
+        ) from None
+    if not isinstance(body, dict):
+        raise MalformedResponseError(
+            f"HTTP {response.status_code} answer to {request.method} {request.url.path} is a JSON "
+            f"{type(body).__name__}, not an object"
+        )
+    return body
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _as_int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+_HEALTH_HINTS: tuple[tuple[type[DataActionsError], int | None, str], ...] = (
+    (TransportError, None, "unreachable host"),
+    (RateLimitedError, None, "rate limited (429); the check does not wait for Retry-After, try again later"),
+    (AuthenticationError, 403, "missing permission: the OAuth client's role needs integrations:action:view "
+                               "(and integrations:action:execute to run actions)"),
+    (AuthenticationError, None, "refused credentials"),
+    (NotFoundError, None, "unknown action: no published action has this id in this org"),
+    (DataActionsError, None, "unexpected answer"),
+)
+
+
+def _health_failure(step: str, exc: DataActionsError) -> HealthCheckFailed:
+    status = exc.status if isinstance(exc, ApiError) else None
+    hint = next(h for cls, code, h in _HEALTH_HINTS if isinstance(exc, cls) and code in (None, status))
+    return HealthCheckFailed(f"health check failed {step}: {hint}: {exc}")

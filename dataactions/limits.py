@@ -1,0 +1,96 @@
+"""Client-side limits: a request rate per OAuth token, and a number of requests in flight.
+
+    limiter = RateLimiter(300)           # at most 300 requests a minute, evenly spaced
+    limiter = RateLimiter(300, burst=5)  # ... allowing 5 back to back after a quiet spell
+    limiter = RateLimiter(0)             # off (pauses after a 429 still apply)
+    await limiter.acquire()              # returns when this request may leave
+    limiter.pause(42)                    # a 429 said Retry-After: 42; nothing leaves for 42 s
+
+    async with ConcurrencyLimit(16):     # one of at most 16 requests in flight
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+__all__ = ["ConcurrencyLimit", "RateLimiter"]
+
+
+class RateLimiter:
+    """GCRA (the virtual-scheduling form of a leaky bucket).
+
+    Every request reserves the next theoretical arrival time, spaced `60 / rate_per_minute` apart, and
+    leaves at it (up to `burst - 1` intervals early). Slots are absolute times, so late wake-ups do not
+    accumulate into a lower rate, and in any window of W seconds at most `W * rate / 60 + burst` slots fall.
+    A request that finds its slot already due returns without sleeping or locking anything.
+    """
+
+    def __init__(
+        self,
+        rate_per_minute: float,
+        *,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if rate_per_minute < 0 or burst < 1:
+            raise ValueError("rate_per_minute must be >= 0 (0 = off) and burst >= 1")
+        self.rate_per_minute = rate_per_minute
+        self._interval = 60.0 / rate_per_minute if rate_per_minute else 0.0
+        self._tolerance = (burst - 1) * self._interval
+        self._clock = clock
+        self._sleep = sleep
+        self._tat = -math.inf
+        self._paused_until = -math.inf
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    async def acquire(self) -> None:
+        """Wait for this request's slot (and for the end of any pause)."""
+        now = self._clock()
+        at = self._reserve(now)
+        while at > now:
+            await self._sleep(at - now)
+            now = self._clock()
+            if now < self._paused_until:
+                at = self._reserve(now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request, queued or future, until `seconds` from now; slots resume spaced after it."""
+        until = self._clock() + max(0.0, seconds)
+        if until > self._paused_until:
+            self._paused_until = until
+            self._tat = max(self._tat, until)
+
+    def _reserve(self, now: float) -> float:
+        tat = self._tat if self._tat > now else now
+        self._tat = tat + self._interval
+        return max(tat - self._tolerance, self._paused_until)
+
+
+class ConcurrencyLimit:
+    """At most `limit` holders at once (an `asyncio.Semaphore` that can say how many are inside)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a concurrency limit must be at least 1")
+        self.limit = limit
+        self.in_flight = 0
+        self._semaphore = asyncio.Semaphore(limit)
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+        self.in_flight += 1
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.in_flight -= 1
+        self._semaphore.release()
