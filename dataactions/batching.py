@@ -1,0 +1,50 @@
+"""Run batches with a bounded window in flight, in input order of submission, stopping at the first error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+__all__ = ["run_windowed"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def run_windowed(
+    items: Iterable[T],
+    start: Callable[[T], Awaitable[R]],
+    window: int,
+    on_done: Callable[[R], None] = lambda _: None,
+) -> list[R]:
+    """Start `start(item)` for each item with at most `window` running; items are pulled lazily.
+
+    The first failure cancels what is still running and is raised; results come back in completion order.
+    """
+    running: set[asyncio.Future[R]] = set()
+    results: list[R] = []
+    try:
+        for item in items:
+            if len(running) >= window:
+                running = await _collect(running, results, on_done, asyncio.FIRST_COMPLETED)
+            running.add(asyncio.ensure_future(start(item)))
+        while running:
+            running = await _collect(running, results, on_done, asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for future in running:
+            future.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+    return results
+
+
+async def _collect(
+    running: set[asyncio.Future[R]], results: list[R], on_done: Callable[[R], None], when: str
+) -> set[asyncio.Future[R]]:
+    done, pending = await asyncio.wait(running, return_when=when)
+    for future in done:
+        result = future.result()
+        results.append(result)
+        on_done(result)
+    return pending

@@ -1,0 +1,98 @@
+"""What one bulk run is: a `JobSpec` holds everything that shapes its output and nothing secret.
+
+The spec travels as Prefect task input and into cache keys, so it carries paths and knobs, never credentials:
+those are read from the environment by the process that does the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from dataactions.errors import ConfigurationError
+from dataactions.settings import Settings, load_settings
+
+__all__ = ["JobSpec", "Mode", "new_run_id", "plan_job"]
+
+Mode = Literal["execute", "workflow"]
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    input_path: str
+    output_dir: str
+    run_id: str
+    action_id: str | None = None
+    mode: Mode = "execute"
+    flow_id: str | None = None
+    mapping_path: str | None = None
+    key_column: str | None = None
+    flatten: bool = False
+    batch_size: int = 500
+    concurrency: int = 16
+    rate_per_minute: float = 290.0
+    max_failed_rows: float | None = None
+
+    def __post_init__(self) -> None:
+        if not _RUN_ID.fullmatch(self.run_id):
+            raise ConfigurationError(
+                f"run id {self.run_id!r} must start with a letter or digit and hold only letters, digits, '.', '_', '-'"
+            )
+        if self.mode == "execute" and not self.action_id:
+            raise ConfigurationError("--action is required in execute mode")
+        if self.mode == "workflow" and not self.flow_id:
+            raise ConfigurationError("--flow-id is required in workflow mode")
+        if not Path(self.input_path).is_file():
+            raise ConfigurationError(f"input file {self.input_path!r} does not exist")
+        if self.mapping_path and not Path(self.mapping_path).is_file():
+            raise ConfigurationError(f"mapping file {self.mapping_path!r} does not exist")
+
+    @property
+    def target(self) -> str:
+        """The action id (execute mode) or the workflow's flow id (workflow mode)."""
+        return (self.action_id if self.mode == "execute" else self.flow_id) or ""
+
+    def with_absolute_paths(self) -> JobSpec:
+        resolve = lambda p: str(Path(p).resolve()) if p else p  # noqa: E731
+        return replace(self, input_path=resolve(self.input_path), output_dir=resolve(self.output_dir),
+                       mapping_path=resolve(self.mapping_path))
+
+    def results_identity(self, mapping_digest: str) -> str:
+        """A digest of what decides a batch's result, for cache keys: target, mode, mapping and run."""
+        shaping = {"run_id": self.run_id, "target": self.target, "mode": self.mode, "flatten": self.flatten,
+                   "mapping": mapping_digest, "output_dir": self.output_dir, "key_column": self.key_column}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
+
+    def as_parameters(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def new_run_id(prefix: str = "run") -> str:
+    return f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def plan_job(*, input_path: str, run_id: str | None = None, batch_size: int | None = None,
+             concurrency: int | None = None, rate_per_minute: float | None = None,
+             output_dir: str | None = None, **choices: object) -> JobSpec:
+    """The run's spec, unset knobs taken from the settings; bad settings or arguments fail here, before any row."""
+    settings = settings_with_credentials(batch_size=batch_size, concurrency=concurrency,
+                                         rate_per_minute=rate_per_minute, output_dir=output_dir)
+    pipeline = settings.pipeline
+    spec = JobSpec(input_path=input_path, run_id=run_id or new_run_id(), batch_size=pipeline.batch_size,
+                   concurrency=pipeline.concurrency, rate_per_minute=pipeline.rate_per_minute,
+                   output_dir=str(pipeline.output_dir), **choices)  # type: ignore[arg-type]
+    return spec.with_absolute_paths()
+
+
+def settings_with_credentials(**pipeline_overrides: object) -> Settings:
+    """Environment settings with explicit knobs on top; credentials and the audit key must be there."""
+    settings = load_settings(pipeline=pipeline_overrides)
+    settings.genesys.require_credentials()
+    settings.pipeline.require_audit_key()
+    return settings

@@ -1,0 +1,104 @@
+"""`bulk_enrich`: read a file in batches, check health once, enrich each batch, land Parquet, report.
+
+    input file ─▶ health check ─▶ batches (a few in flight) ─▶ validate ▸ invoke ▸ normalize ▸ write ─▶ report
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from dataactions.batching import run_windowed
+from dataactions.errors import CircuitOpenError, RunStopped
+from dataactions.job import JobSpec, Mode, plan_job
+from dataactions.pipeline import BatchSummary, part_name
+from dataactions.progress import publish_progress
+from dataactions.readers import InputBatch, iter_batches
+from dataactions.report import FailureCeiling, RunReport
+from dataactions.runtime import close_runtime
+from dataactions.sink import PartStore
+from tasks.enrich import batch_cache, enrich_batch_task, health_check
+from tasks.report import publish_report
+
+__all__ = ["bulk_enrich"]
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return f"enrich {params.get('action_id') or params.get('flow_id')} [{params.get('run_id') or 'new run'}]"
+
+
+@flow(name="bulk-enrich", flow_run_name=_run_name, log_prints=False)
+async def bulk_enrich(
+    input_path: str,
+    action_id: str | None = None,
+    mapping_path: str | None = None,
+    output_dir: str | None = None,
+    run_id: str | None = None,
+    mode: Mode = "execute",
+    flow_id: str | None = None,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+    rate_per_minute: float | None = None,
+    key_column: str | None = None,
+    flatten: bool = False,
+    max_failed_rows: float | None = None,
+    batches_in_flight: int = 2,
+) -> dict[str, Any]:
+    """Enrich every row of `input_path` with a Data Action (or a workflow) and land results and audit as Parquet.
+
+    Rerunning with the same `run_id` resumes: batches already committed are not sent again.
+    """
+    spec = plan_job(input_path=input_path, action_id=action_id, mapping_path=mapping_path, output_dir=output_dir,
+                    run_id=run_id, mode=mode, flow_id=flow_id, batch_size=batch_size, concurrency=concurrency,
+                    rate_per_minute=rate_per_minute, key_column=key_column, flatten=flatten,
+                    max_failed_rows=max_failed_rows)
+    logger = get_run_logger()
+    logger.info("run %s: %s %r over %s, batches of %d", spec.run_id, spec.mode, spec.target, spec.input_path,
+                spec.batch_size)
+    started = time.perf_counter()
+    summaries: list[BatchSummary] = []
+    stopped = None
+    try:
+        await health_check(spec)
+        summaries, stopped = await _enrich_batches(spec, batches_in_flight)
+    finally:
+        await close_runtime(spec)
+    report = RunReport.from_summaries(spec, summaries, time.perf_counter() - started)
+    report.stopped = stopped
+    await publish_report(report)
+    if stopped:
+        raise RunStopped(f"run {spec.run_id} stopped: {stopped}; its committed batches are kept, "
+                         f"rerun with the same run id to resume")
+    return report.as_dict()
+
+
+async def _enrich_batches(spec: JobSpec, window: int) -> tuple[list[BatchSummary], str | None]:
+    committed = PartStore(spec.output_dir, "results").parts(spec.run_id)
+    cached = enrich_batch_task.with_options(cache_policy=batch_cache(spec))
+    pending = cached.with_options(refresh_cache=True)
+    ceiling = FailureCeiling(spec.max_failed_rows)
+    summaries: list[BatchSummary] = []
+
+    def start(batch: InputBatch):  # type: ignore[no-untyped-def]
+        return (cached if part_name(batch) in committed else pending)(spec, batch)
+
+    def on_done(summary: BatchSummary) -> None:
+        summary.resumed = summary.part in committed
+        summaries.append(summary)
+        publish_progress(spec.run_id, summary)
+        reason = ceiling.add(summary)
+        if reason:
+            raise RunStopped(reason)
+
+    batches = iter_batches(spec.input_path, spec.batch_size, key_column=spec.key_column)
+    try:
+        await run_windowed(batches, start, window, on_done)
+    except (RunStopped, CircuitOpenError) as stop:
+        get_run_logger().warning("run %s stopped: %s", spec.run_id, stop)
+        return summaries, str(stop)
+    return summaries, None

@@ -1,0 +1,76 @@
+"""Prefect tasks: thin wrappers that give the library's steps retries, caching, names and logs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, get_run_logger, task
+from prefect.cache_policies import NO_CACHE, CachePolicy
+from prefect.client.schemas.objects import TaskRun
+from prefect.context import TaskRunContext
+from prefect.states import State
+from prefect.tasks import exponential_backoff
+
+from dataactions.errors import DataActionsError
+from dataactions.job import JobSpec
+from dataactions.pipeline import BatchSummary, enrich_batch
+from dataactions.readers import InputBatch
+from dataactions.runtime import runtime_for
+
+__all__ = ["batch_cache", "enrich_batch_task", "health_check"]
+
+
+def retry_only_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect retries a batch only when what stopped it may pass: never a terminal error."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, DataActionsError) and error.transient
+
+
+@dataclass
+class BatchCache(CachePolicy):
+    """Keyed on the batch's content and on what shapes its result (run, target, mode, mapping)."""
+
+    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any],
+                    flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+        spec: JobSpec = inputs["spec"]
+        batch: InputBatch = inputs["batch"]
+        identity = spec.results_identity(_file_digest(spec.mapping_path))
+        return hashlib.sha256(f"{identity}:{batch.index}:{batch.digest()}".encode()).hexdigest()
+
+
+def _file_digest(path: str | None) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else "no-mapping"
+
+
+def batch_cache(spec: JobSpec) -> CachePolicy:
+    """Cache records live beside the outputs, so removing an output directory removes its cache too."""
+    return BatchCache().configure(key_storage=Path(spec.output_dir) / "_prefect" / "cache")
+
+
+@task(name="health-check", cache_policy=NO_CACHE, retries=0)
+async def health_check(spec: JobSpec) -> dict[str, Any]:
+    found = await runtime_for(spec).check_health()
+    get_run_logger().info("healthy: %s %r is reachable with the configured credentials", spec.mode, spec.target)
+    return found
+
+
+@task(
+    name="enrich-batch",
+    task_run_name="batch {batch.index} (rows {batch.first_row}+)",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+)
+async def enrich_batch_task(spec: JobSpec, batch: InputBatch) -> BatchSummary:
+    runtime = runtime_for(spec)
+    await runtime.ensure_action()
+    summary = await enrich_batch(runtime, batch)
+    get_run_logger().info(
+        "batch %d: %d rows, %d succeeded, %d failed, %d rejected%s", summary.index, summary.rows,
+        summary.succeeded, summary.failed, summary.rejected, " (already committed)" if summary.resumed else "")
+    return summary
