@@ -28,5 +28,21 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+lint: $(STAMP)
+	$(BIN)/ruff check dataactions flows tasks tests benchmarks scripts
+
 clean:
 	rm -rf $(VENV) .prefect data/output .pytest_cache
+
+# Where users live: the analyst notebook, and the Prefect UI with scheduled runs (README: "Analyst notebook",
+# "Scheduling runs and reading the report in the Prefect UI").
+.PHONY: notebook ui
+UI_PORT ?= 4200
+
+notebook: $(STAMP)
+	@ls data/output/results/run_id=*/part-*.parquet >/dev/null 2>&1 || $(BIN)/dataactions demo
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root) \
+	    notebooks/explore_results.ipynb
+
+ui: $(STAMP)
+	$(BIN)/python scripts/local_stack.py --port $(UI_PORT)

@@ -1,0 +1,1 @@
+"""Developer scripts: `make ui` runs scripts/local_stack.py."""
