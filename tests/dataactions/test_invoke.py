@@ -152,14 +152,14 @@ async def test_every_attempt_is_measured(emulator: EmulatorServer, client: Genes
     emulator.configure(faults=[only_for(10, kind="status", status=503, times=2),
                                only_for(11, kind="status", status=429, retry_after=0, times=1)])
     runner = invoker(client, metrics=metrics)
-    for number in (10, 11):
-        await runner.execute(CUSTOMER_ACTION, {"phoneNumber": phone(number)})
+    rows = [await runner.execute(CUSTOMER_ACTION, {"phoneNumber": phone(number)}) for number in (10, 11)]
+    assert [row.rate_limited for row in rows] == [0, 1]
     found = collected(reader)
     retries = {key: p.value for key, p in points(found["dataactions.retries"]).items()}
-    assert retries == {(("reason", "http.503"),): 2, (("reason", "http.429"),): 1}
-    assert points(found["dataactions.rate_limited"])[()].value == 1
+    assert retries == {(("error.type", "http.503"),): 2, (("error.type", "http.429"),): 1}
+    assert points(found["dataactions.rate_limited.responses"])[()].value == 1
     invocations = {key: p.value for key, p in points(found["dataactions.invocations"]).items()}
-    assert invocations == {(("action", CUSTOMER_ACTION), ("outcome", "succeeded")): 2}
+    assert invocations == {(("dataactions.action.id", CUSTOMER_ACTION), ("dataactions.outcome", "succeeded")): 2}
 
 
 async def test_a_workflow_polled_to_completion(emulator: EmulatorServer, client: GenesysClient) -> None:

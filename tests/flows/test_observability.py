@@ -1,0 +1,183 @@
+"""What operators see of a run: its Prefect artifacts (read back through the Prefect client) and its Prometheus
+metrics (scraped over HTTP while the run goes and after)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.objects import Artifact
+from prometheus_client.parser import text_string_to_metric_families
+
+from dataactions.emulator import EmulatorServer
+from dataactions.pipeline import BatchSummary
+from dataactions.progress import listen
+from dataactions.telemetry import shutdown_metrics
+from flows.enrich import bulk_enrich
+from tests.flows.conftest import CUSTOMER_ACTION
+from tests.flows.test_enrich import MAPPING, phone, write_customers
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def run_flow(input_path: Path, output_dir: Path, run_id: str) -> tuple[dict[str, Any], Any]:
+    """Run `bulk_enrich`; return its result and its flow run id."""
+    state = asyncio.run(bulk_enrich(
+        input_path=str(input_path), output_dir=str(output_dir), run_id=run_id, action_id=CUSTOMER_ACTION,
+        mapping_path=str(MAPPING), key_column="customer_ref", rate_per_minute=0, batch_size=8, concurrency=8,
+        return_state=True))
+    return state.result(), state.state_details.flow_run_id
+
+
+async def _artifacts_of(flow_run_id: Any) -> list[Artifact]:
+    async with get_client() as client:
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+
+
+def artifacts_of(flow_run_id: Any) -> dict[str, Artifact]:
+    return {artifact.key: artifact for artifact in asyncio.run(_artifacts_of(flow_run_id)) if artifact.key}
+
+
+def test_a_run_publishes_its_report_its_failures_and_its_progress(
+        genesys_env: EmulatorServer, tmp_path: Path, output_dir: Path) -> None:
+    genesys_env.configure(faults=[
+        {"kind": "status", "status": 500, "match": {"phoneNumber": phone(3)}},
+        {"kind": "status", "status": 503, "times": 2, "match": {"phoneNumber": phone(5)}},
+        {"kind": "status", "status": 429, "retry_after": 0, "times": 1, "match": {"phoneNumber": phone(7)}},
+    ])
+    phones = [phone(n) for n in range(20)] + ["not a phone"]
+    report, flow_run_id = run_flow(write_customers(tmp_path / "in.csv", phones), output_dir, "observed")
+
+    artifacts = artifacts_of(flow_run_id)
+    assert {key: a.type for key, a in artifacts.items()} == {
+        "enrich-observed": "markdown", "enrich-observed-failures": "table", "enrich-observed-progress": "progress"}
+
+    results = pd.read_parquet(output_dir / "results", filters=[("run_id", "=", "observed")]).set_index("row_key")
+    audit = pd.read_parquet(output_dir / "audit", filters=[("run_id", "=", "observed")]).set_index("row_key")
+    failed_correlation_id = audit.loc["C0004", "correlation_id"]
+    assert results.loc["C0004", "status"] == "failed" and failed_correlation_id
+
+    markdown = str(artifacts["enrich-observed"].data)
+    assert "| 21 | 19 | 1 | 1 |" in markdown  # rows, succeeded, failed, rejected
+    p50, p95, p99 = (audit.duration_ms.dropna().quantile(q) for q in (0.5, 0.95, 0.99))
+    assert report["latency_ms"]["p50"] == pytest.approx(p50, abs=0.1)
+    assert report["latency_ms"]["p99"] == pytest.approx(p99, abs=0.1)
+    assert f"| {p50:,.0f} | {p95:,.0f} | {p99:,.0f} |" in markdown
+    assert report["retries"] == 3 and report["rate_limited"] == 1
+    assert "| 20 | 23 | 3 | 1 |" in markdown  # invocations, attempts, retries, 429 answers
+    assert "## Top errors" in markdown and failed_correlation_id in markdown and "`rejected`" in markdown
+    assert str(output_dir / "results" / "run_id=observed") in markdown
+
+    failures = json.loads(artifacts["enrich-observed-failures"].data)
+    assert [(row["row_key"], row["status"]) for row in failures] == [("C0004", "failed"), ("C0021", "rejected")]
+    assert set(failures[0]) == {"row_key", "status", "error_code", "error_message", "correlation_id"}
+    assert failures[0]["correlation_id"] == failed_correlation_id and failures[0]["error_code"]
+    assert "phoneNumber" in failures[1]["error_message"] and "not a phone" not in json.dumps(failures)
+
+    assert artifacts["enrich-observed-progress"].data == 100.0
+
+
+def test_a_rerun_publishes_the_whole_run_again(genesys_env: EmulatorServer, tmp_path: Path,
+                                              output_dir: Path) -> None:
+    source = write_customers(tmp_path / "in.csv", [phone(n) for n in range(10)] + ["bad"])
+    run_flow(source, output_dir, "Again_1")
+    _, flow_run_id = run_flow(source, output_dir, "Again_1")
+
+    artifacts = artifacts_of(flow_run_id)
+    key = next(k for k in artifacts if artifacts[k].type == "markdown")
+    assert key.startswith("enrich-again-1-") and all(k == key or k.startswith(key + "-") for k in artifacts)
+    assert "| 11 | 10 | 0 | 1 |" in str(artifacts[key].data) and "2 (2)" in str(artifacts[key].data)
+    assert len(json.loads(artifacts[f"{key}-failures"].data)) == 1
+    assert artifacts[f"{key}-progress"].data == 100.0
+
+
+def test_a_retry_run_counts_its_progress_in_the_rows_it_sends_again(
+        genesys_env: EmulatorServer, tmp_path: Path, output_dir: Path) -> None:
+    genesys_env.configure(faults=[{"kind": "status", "status": 500,
+                                   "match": {"phoneNumber": [phone(2), phone(7)]}}])
+    run_flow(write_customers(tmp_path / "in.csv", [phone(n) for n in range(12)]), output_dir, "first")
+    genesys_env.configure(faults=[])
+
+    state = asyncio.run(bulk_enrich(output_dir=str(output_dir), retry_failed_of="first", rate_per_minute=0,
+                                    return_state=True))
+
+    assert state.result()["rows"] == 2
+    progress = artifacts_of(state.state_details.flow_run_id)["enrich-first-retry-1-progress"]
+    assert progress.data == 100.0 and "(2 in all)" in str(progress.description)
+
+
+# -- metrics ---------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return [(s.name, {k: v for k, v in s.labels.items() if v}, s.value)
+            for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
+    return sum(value for sample, found, value in samples
+               if sample == name and all(found.get(k) == v for k, v in labels.items()))
+
+
+@pytest.fixture
+def prometheus_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    port = free_port()
+    monkeypatch.setenv("DATAACTIONS_METRICS_EXPORTER", "prometheus")
+    monkeypatch.setenv("DATAACTIONS_METRICS_PORT", str(port))
+    yield port
+    shutdown_metrics()
+
+
+def test_prometheus_can_scrape_a_run_while_it_goes_and_after(
+        genesys_env: EmulatorServer, tmp_path: Path, output_dir: Path, prometheus_port: int) -> None:
+    genesys_env.configure(latency=5)
+    phones = [phone(n) for n in range(60)] + ["not a phone", ""]
+    during: list[list[tuple[str, dict[str, str], float]]] = []
+
+    def after_a_batch(run_id: str, summary: BatchSummary) -> None:
+        if not during:
+            during.append(scrape(prometheus_port))
+
+    unlisten = listen(after_a_batch)
+    try:
+        report, _ = run_flow(write_customers(tmp_path / "in.csv", phones), output_dir, "scraped")
+    finally:
+        unlisten()
+    after = scrape(prometheus_port)
+
+    sent = genesys_env.stats()["executions"][CUSTOMER_ACTION]
+    assert sent == report["succeeded"] == 60
+    first = total(during[0], "dataactions_invocations_total")
+    assert 8 <= first <= sent  # at least the first batch, counted while the run went on
+    action = {"dataactions_action_id": CUSTOMER_ACTION}
+    assert total(after, "dataactions_invocations_total", dataactions_outcome="succeeded", **action) == sent
+    assert total(after, "dataactions_invocations_total", dataactions_outcome="failed") == 0
+    assert total(after, "dataactions_invocation_duration_seconds_count", **action) == sent
+    assert 0 < total(after, "dataactions_invocation_duration_seconds_sum") < sent * 5
+    assert total(after, "dataactions_rows_total", dataactions_outcome="rejected") == 2
+    execute = {"url_template": "/api/v2/integrations/actions/{actionId}/execute", "http_request_method": "POST"}
+    assert total(after, "http_client_request_duration_seconds_count", http_response_status_code="200",
+                 **execute) == sent
+
+    ours = [(name, labels) for name, labels, _ in after if name.startswith(("dataactions_", "http_client_"))]
+    values = {value for _, labels in ours for value in labels.values()}
+    row_identifiers = {*phones, *(f"C{n:04d}" for n in range(1, len(phones) + 1))} - {""}
+    assert not values & row_identifiers
+    assert not any(key.startswith(("row", "input", "correlation")) for _, labels in ours for key in labels)
