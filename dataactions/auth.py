@@ -10,6 +10,9 @@ before), so that the renewal never starts within the first 90 % of a token's lif
 transiently, the still-valid token is kept and renewal is tried again a few seconds later; once the token has
 expired, the failure is raised. Only one token request is ever in flight: concurrent callers share it.
 
+A `TokenCache` keeps tokens beyond one provider's life: a process that opens a client per unit of work (a Dask
+worker runs each task on a fresh event loop) logs in once, not once per task. Only providers given the cache use it.
+
 Client credentials never appear in messages, reprs or logs; neither do tokens.
 """
 
@@ -37,10 +40,49 @@ from dataactions.errors import (
 )
 from dataactions.transport import map_transport_error
 
-__all__ = ["DEFAULT_TOKEN_LIFETIME_SECONDS", "TokenProvider"]
+__all__ = ["DEFAULT_TOKEN_LIFETIME_SECONDS", "PROCESS_TOKENS", "TokenCache", "TokenProvider"]
 
 DEFAULT_TOKEN_LIFETIME_SECONDS = 86_400.0
 _RENEWAL_RETRY_SECONDS = 5.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _CachedToken:
+    token: str
+    renew_at: float
+    expires_at: float
+
+
+class TokenCache:
+    """Tokens by (token URL, client id), with their renewal and expiry times on `time.monotonic`.
+
+    Shared by providers on different event loops (and threads) of one process: entries are replaced whole.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], _CachedToken] = {}
+
+    def __repr__(self) -> str:
+        return f"TokenCache({len(self._entries)} tokens)"
+
+    def get(self, key: tuple[str, str]) -> _CachedToken | None:
+        return self._entries.get(key)
+
+    def put(self, key: tuple[str, str], entry: _CachedToken) -> None:
+        self._entries[key] = entry
+
+    def discard(self, key: tuple[str, str], token: str) -> None:
+        """Forget `token` (it was refused), unless another one has replaced it already."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.token == token:
+            del self._entries[key]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+PROCESS_TOKENS = TokenCache()
+"""This process's cache, for clients opened per task (see `dataactions.runtime.runtime_scope`)."""
 
 
 class TokenProvider:
@@ -55,7 +97,10 @@ class TokenProvider:
         *,
         renew_margin_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        cache: TokenCache | None = None,
     ) -> None:
+        if cache is not None and clock is not time.monotonic:
+            raise ValueError("a shared TokenCache keeps time.monotonic times: it needs the default clock")
         self.client_id = client_id
         self.tokens_fetched = 0
         self._http = http
@@ -68,6 +113,8 @@ class TokenProvider:
         self._renew_at = -math.inf
         self._expires_at = -math.inf
         self._inflight: asyncio.Future[str] | None = None
+        self._cache = cache
+        self._cache_key = (self._url, client_id)
 
     def __repr__(self) -> str:
         return f"TokenProvider(url={self._url!r}, client_id={self.client_id!r})"
@@ -81,6 +128,8 @@ class TokenProvider:
         current = self._token
         if current is not None and self._clock() < self._renew_at:
             return current
+        if self._adopt_cached():
+            return self._token  # type: ignore[return-value]
         try:
             return await self._fetch_shared()
         except DataActionsError as exc:
@@ -95,7 +144,19 @@ class TokenProvider:
             return self._token
         if self._token == stale_token:
             self._renew_at = self._expires_at = -math.inf
+        if self._cache is not None:
+            self._cache.discard(self._cache_key, stale_token)
+            if self._adopt_cached():
+                return self._token  # type: ignore[return-value]
         return await self._fetch_shared()
+
+    def _adopt_cached(self) -> bool:
+        """Take a token another provider of this process fetched, if it is not due for renewal."""
+        entry = self._cache.get(self._cache_key) if self._cache is not None else None
+        if entry is None or entry.token == self._token or self._clock() >= entry.renew_at:
+            return False
+        self._token, self._renew_at, self._expires_at = entry.token, entry.renew_at, entry.expires_at
+        return True
 
     def _still_valid(self) -> bool:
         return self._clock() < self._expires_at
@@ -117,6 +178,8 @@ class TokenProvider:
             self._expires_at = started + lifetime
             self._renew_at = self._expires_at - min(self._margin, lifetime / 10)
             self.tokens_fetched += 1
+            if self._cache is not None:
+                self._cache.put(self._cache_key, _CachedToken(token, self._renew_at, self._expires_at))
             return token
         finally:
             self._inflight = None

@@ -4,9 +4,10 @@
         action = await client.check_health(action_id)                 # once per run
         answer = await client.execute(action_id, {"phoneNumber": "+353..."})
 
-Every request holds one of `concurrency` slots, waits for its lane's rate limiter, then goes out with the lane's
-bearer token. A 401 renews the token once and replays the request once. A 429 pauses the lane's limiter for
-Retry-After (capped) and raises `RateLimitedError`. Errors map onto `dataactions.errors`:
+Every request holds one of `concurrency` slots, takes the lane that can send soonest, waits for that lane's rate
+limiter, then goes out with the lane's bearer token. A 401 renews the token once and replays the request once.
+A 429 pauses the lane's limiter for Retry-After (capped) and raises `RateLimitedError`. Errors map onto
+`dataactions.errors`:
 
 | what happened                                    | raised                                             |
 |--------------------------------------------------|----------------------------------------------------|
@@ -16,14 +17,17 @@ Retry-After (capped) and raises `RateLimitedError`. Errors map onto `dataactions
 | no answer in time (read/write timeout)           | `ResponseTimeout`                                  |
 | connection dropped mid-request                   | `TransportError(may_have_reached_server=True)`     |
 
-A lane is one OAuth client: a `TokenProvider` and the `RateLimiter` Genesys's per-token limit calls for. The client
-spreads requests round-robin over its lanes; `from_settings` builds one.
+A lane is one OAuth client: a `TokenProvider` and the `RateLimiter` Genesys's per-token limit calls for.
+`from_settings` builds one lane per configured client (`GENESYS_CLIENT_ID` plus `GENESYS_EXTRA_CLIENTS`), so n clients
+send up to n × `rate_per_minute`. Each request goes to the lane whose limiter frees soonest, ties taken in turn: lanes
+share the load evenly while all are free, and a lane paused by a 429 (or running behind) gets no requests that
+another lane can send sooner.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
@@ -34,7 +38,7 @@ from urllib.parse import quote
 import aiohttp
 import httpx
 
-from dataactions.auth import TokenProvider
+from dataactions.auth import TokenCache, TokenProvider
 from dataactions.errors import (
     ApiError,
     AuthenticationError,
@@ -49,9 +53,10 @@ from dataactions.errors import (
 from dataactions.limits import ConcurrencyLimit, RateLimiter
 from dataactions.retry import DEFAULT_RETRY_AFTER_SECONDS
 from dataactions.settings import Settings
+from dataactions.telemetry import Metrics
 from dataactions.transport import CookielessAsyncClient, build_timeout, build_transport, map_transport_error
 
-__all__ = ["ApiResponse", "GenesysClient", "Lane"]
+__all__ = ["ApiResponse", "GenesysClient", "Lane", "url_template"]
 
 _ACTIONS_PATH = "/api/v2/integrations/actions"
 _EXECUTIONS_PATH = "/api/v2/flows/executions"
@@ -88,42 +93,61 @@ class GenesysClient:
         *,
         concurrency: int = 16,
         max_retry_after_seconds: float = 120.0,
+        metrics: Metrics | None = None,
     ) -> None:
         if not lanes:
             raise ValueError("a GenesysClient needs at least one lane (OAuth client)")
         self.api_base_url = api_base_url.rstrip("/")
         self.lanes = tuple(lanes)
         self._http = http
-        self._next_lane = itertools.cycle(self.lanes).__next__
+        self._turn = 0
         self._slots = ConcurrencyLimit(concurrency)
         self._max_retry_after = max_retry_after_seconds
         self._urls: dict[tuple[str, str, bool], httpx.URL] = {}
         self._headers: dict[tuple[str, bool], dict[str, str]] = {}
+        self._metrics = metrics or Metrics.noop()
+        base = httpx.URL(self.api_base_url)
+        self._server = (base.host, base.port or (443 if base.scheme == "https" else 80))
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> GenesysClient:
-        """A client for the org in `settings`, over `transport` (default: `build_transport`, one spare
-        connection beyond the concurrency for token requests)."""
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+        token_cache: TokenCache | None = None, metrics: Metrics | None = None,
+    ) -> GenesysClient:
+        """A client for the org in `settings`: one lane per OAuth client, over `transport` (default:
+        `build_transport`, one spare connection per client beyond the concurrency for token requests).
+
+        `token_cache` lets tokens outlive this client (a process that opens a client per task reuses them);
+        `metrics` records each attempt as `http.client.request.duration`."""
         genesys, pipeline = settings.genesys, settings.pipeline
         genesys.require_credentials()
+        clients = genesys.clients
         http = CookielessAsyncClient(
-            transport=transport or build_transport(pipeline.concurrency + 1),
+            transport=transport or build_transport(pipeline.concurrency + len(clients)),
             timeout=build_timeout(pipeline),
             headers=_DEFAULT_HEADERS,
         )
-        tokens = TokenProvider(
-            http,
-            str(genesys.login_base_url),
-            genesys.client_id,
-            genesys.client_secret,
-            renew_margin_seconds=pipeline.token_renew_margin_seconds,
-        )
+        lanes = [
+            Lane(
+                TokenProvider(
+                    http,
+                    str(genesys.login_base_url),
+                    client.client_id,
+                    client.client_secret,
+                    renew_margin_seconds=pipeline.token_renew_margin_seconds,
+                    cache=token_cache,
+                ),
+                RateLimiter(pipeline.rate_per_minute),
+            )
+            for client in clients
+        ]
         return cls(
             http,
             str(genesys.api_base_url),
-            [Lane(tokens, RateLimiter(pipeline.rate_per_minute))],
+            lanes,
             concurrency=pipeline.concurrency,
             max_retry_after_seconds=pipeline.max_retry_after_seconds,
+            metrics=metrics,
         )
 
     async def __aenter__(self) -> GenesysClient:
@@ -207,13 +231,34 @@ class GenesysClient:
     async def _call(
         self, method: str, url: httpx.URL, content: bytes | None = None, params: dict[str, Any] | None = None
     ) -> ApiResponse:
-        lane = self._next_lane()
         async with self._slots:
+            lane = self._pick_lane()
             response, token, elapsed = await self._send(lane, method, url, content, params, None)
             if response.status_code == 401:
                 fresh = await lane.tokens.renew(token)
                 response, _, elapsed = await self._send(lane, method, url, content, params, fresh)
         return self._answer(lane, response, elapsed)
+
+    def _pick_lane(self) -> Lane:
+        """The lane whose limiter lets a request leave soonest; ties go round in turn.
+
+        Called right before `_send` reserves the lane's slot, with no await between, so each pick sees the
+        reservations of the picks before it.
+        """
+        lanes = self.lanes
+        if len(lanes) == 1:
+            return lanes[0]
+        count = len(lanes)
+        self._turn = start = (self._turn + 1) % count
+        best, best_wait = lanes[start], lanes[start].limiter.wait_seconds()
+        for step in range(1, count):
+            if best_wait <= 0.0:
+                break
+            lane = lanes[(start + step) % count]
+            wait = lane.limiter.wait_seconds()
+            if wait < best_wait:
+                best, best_wait = lane, wait
+        return best
 
     async def _send(
         self, lane: Lane, method: str, url: httpx.URL, content: bytes | None,
@@ -227,8 +272,16 @@ class GenesysClient:
         try:
             response = await self._http.request(method, url, content=content, params=params, headers=headers)
         except (httpx.RequestError, aiohttp.ClientError) as exc:
-            raise map_transport_error(exc, f"{method} {url.path}") from exc
-        return response, token, perf_counter() - started
+            error = map_transport_error(exc, f"{method} {url.path}")
+            if self._metrics.enabled:
+                self._metrics.record_http_client(method, url_template(url.path), *self._server, None,
+                                                 perf_counter() - started, error.code)
+            raise error from exc
+        elapsed = perf_counter() - started
+        if self._metrics.enabled:
+            self._metrics.record_http_client(method, url_template(url.path), *self._server, response.status_code,
+                                             elapsed)
+        return response, token, elapsed
 
     def _answer(self, lane: Lane, response: httpx.Response, elapsed: float) -> ApiResponse:
         status = response.status_code
@@ -261,6 +314,15 @@ class GenesysClient:
 
     def _url(self, path: str) -> httpx.URL:
         return httpx.URL(self.api_base_url + path)
+
+
+_ID_SEGMENTS = re.compile(r"^(/api/v2/integrations/actions|/api/v2/flows/executions)/[^/]+")
+_ID_NAMES = {"/api/v2/integrations/actions": "{actionId}", "/api/v2/flows/executions": "{executionId}"}
+
+
+def url_template(path: str) -> str:
+    """The path with its ids replaced (`/api/v2/integrations/actions/{actionId}/execute`), for metric attributes."""
+    return _ID_SEGMENTS.sub(lambda m: f"{m.group(1)}/{_ID_NAMES[m.group(1)]}", path, count=1)
 
 
 def _encode(value: Mapping[str, Any]) -> bytes:

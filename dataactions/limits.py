@@ -5,6 +5,8 @@
     limiter = RateLimiter(0)             # off (pauses after a 429 still apply)
     await limiter.acquire()              # returns when this request may leave
     limiter.pause(42)                    # a 429 said Retry-After: 42; nothing leaves for 42 s
+    with bounded_wait(0.5):              # in this context (task), acquire raises RateBudgetSpent rather
+        await limiter.acquire()          # than wait more than 0.5 s (the real-time endpoint answers 429)
 
     async with ConcurrencyLimit(16):     # one of at most 16 requests in flight
         ...
@@ -15,10 +17,27 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 
-__all__ = ["ConcurrencyLimit", "RateLimiter"]
+from dataactions.errors import RateBudgetSpent
+
+__all__ = ["ConcurrencyLimit", "RateLimiter", "bounded_wait"]
+
+_WAIT_BOUND: ContextVar[float | None] = ContextVar("dataactions_rate_wait_bound", default=None)
+
+
+@contextmanager
+def bounded_wait(seconds: float) -> Iterator[None]:
+    """Within this context, `RateLimiter.acquire` raises `RateBudgetSpent` (reserving nothing) instead of
+    waiting more than `seconds` for a slot; outside it, acquire waits as long as the rate requires."""
+    token = _WAIT_BOUND.set(max(0.0, seconds))
+    try:
+        yield
+    finally:
+        _WAIT_BOUND.reset(token)
 
 
 class RateLimiter:
@@ -52,15 +71,26 @@ class RateLimiter:
     def paused_until(self) -> float:
         return self._paused_until
 
-    async def acquire(self) -> None:
-        """Wait for this request's slot (and for the end of any pause)."""
+    def wait_seconds(self) -> float:
+        """How long a request asking now would wait (0.0: it may leave at once); reserves nothing."""
         now = self._clock()
+        tat = self._tat if self._tat > now else now
+        return max(0.0, tat - self._tolerance - now, self._paused_until - now)
+
+    async def acquire(self) -> None:
+        """Wait for this request's slot (and for the end of any pause); see `bounded_wait`."""
+        now = self._clock()
+        bound = _WAIT_BOUND.get()
+        if bound is not None and (wait := self.wait_seconds()) > bound:
+            raise RateBudgetSpent(wait)
         at = self._reserve(now)
         while at > now:
             await self._sleep(at - now)
             now = self._clock()
             if now < self._paused_until:
                 at = self._reserve(now)
+                if bound is not None and at - now > bound:
+                    raise RateBudgetSpent(at - now)
 
     def pause(self, seconds: float) -> None:
         """Hold every request, queued or future, until `seconds` from now; slots resume spaced after it."""

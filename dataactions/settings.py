@@ -2,6 +2,10 @@
 
 `GenesysSettings` (prefix `GENESYS_`) says where the org is and how to log in; `PipelineSettings`
 (prefix `DATAACTIONS_`) holds the knobs of a run. Secrets are `SecretStr`: they print as `**********`.
+
+More OAuth clients raise the request rate (Genesys limits each client-credentials token, genesys-api.md §4):
+`GENESYS_EXTRA_CLIENTS='[{"client_id": "...", "client_secret": "..."}]'` adds clients beside
+`GENESYS_CLIENT_ID`/`GENESYS_CLIENT_SECRET`; each gets its own token and its own `rate_per_minute`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from dataactions.errors import ConfigurationError
 
 __all__ = [
     "REGION_HOSTS",
+    "ClientCredentials",
     "GenesysSettings",
     "PipelineSettings",
     "Settings",
@@ -45,6 +50,15 @@ REGION_HOSTS: dict[str, str] = {
 }
 
 
+class ClientCredentials(BaseModel):
+    """One OAuth client-credentials client (its secret prints as `**********`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr = Field(min_length=1)
+
+
 class GenesysSettings(BaseSettings):
     """Where the Genesys Cloud org is, and the OAuth client-credentials to reach it."""
 
@@ -52,9 +66,24 @@ class GenesysSettings(BaseSettings):
 
     client_id: str = ""
     client_secret: SecretStr = SecretStr("")
+    extra_clients: list[ClientCredentials] = Field(
+        default_factory=list, description="more OAuth clients, each with its own token and rate budget (JSON list)")
     region: str | None = None
     api_base_url: str | None = None
     login_base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _distinct_clients(self) -> GenesysSettings:
+        ids = [self.client_id, *(extra.client_id for extra in self.extra_clients)]
+        repeated = sorted({i for i in ids if i and ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"each OAuth client may be given once (they share nothing else); repeated: {repeated}")
+        return self
+
+    @property
+    def clients(self) -> list[ClientCredentials]:
+        """Every OAuth client to log in with: `GENESYS_CLIENT_ID` first, then `GENESYS_EXTRA_CLIENTS`."""
+        return [ClientCredentials(client_id=self.client_id, client_secret=self.client_secret), *self.extra_clients]
 
     @model_validator(mode="after")
     def _resolve_urls(self) -> GenesysSettings:
@@ -101,6 +130,8 @@ class PipelineSettings(BaseSettings):
     breaker_window: int = Field(50, ge=1)
     breaker_failure_ratio: float = Field(0.9, gt=0, le=1)
     metrics_exporter: Literal["none", "console", "otlp", "prometheus"] = "none"
+    metrics_host: str = Field("127.0.0.1", description="address the prometheus exporter binds")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="port of the prometheus exporter")
 
     @field_validator("retry_statuses")
     @classmethod
@@ -135,6 +166,8 @@ def load_settings(genesys: dict[str, object] | None = None, pipeline: dict[str, 
             halves.append(cls(**{k: v for k, v in (overrides or {}).items() if v is not None}))
         except ValidationError as exc:
             errors.extend(_describe(exc, cls))
+        except SettingsError as exc:  # a value that is not valid JSON (it says which field, never the value)
+            errors.append(f"{cls.model_config.get('env_prefix', '')}: {exc}")
     if errors:
         raise ConfigurationError("invalid settings:\n  " + "\n  ".join(errors))
     return Settings(*halves)

@@ -46,6 +46,7 @@ def admit(request: Request, state: EmulatorState) -> Token:
     if free_at is not None:
         record_throttle(token, now, free_at)
         raise too_many_requests(retry_after_seconds(free_at, now))
+    state.stats.count_admitted(token.client_id, now, state.rate_window_seconds)
     return token
 
 

@@ -37,6 +37,11 @@ async def revoke(request: Request) -> Response:
     return JSONResponse({"revoked": emulator_state(request).tokens.revoke_all()})
 
 
+async def tokens(request: Request) -> Response:
+    issued = emulator_state(request).tokens.issued
+    return JSONResponse({"tokens": [{"client_id": client, "access_token": value} for client, value in issued]})
+
+
 async def scenario(request: Request) -> Response:
     return Response(emulator_state(request).scenario.model_dump_json(), media_type="application/json")
 
@@ -47,4 +52,5 @@ routes = [
     Route(ADMIN_PREFIX + "configure", configure, methods=["POST"]),
     Route(ADMIN_PREFIX + "revoke", revoke, methods=["POST"]),
     Route(ADMIN_PREFIX + "scenario", scenario, methods=["GET"]),
+    Route(ADMIN_PREFIX + "tokens", tokens, methods=["GET"]),
 ]

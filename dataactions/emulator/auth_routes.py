@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dataactions.emulator.access import emulator_state
+from dataactions.emulator.errors import platform_error, too_many_requests
 from dataactions.emulator.middleware import TOKEN_PATH
+from dataactions.emulator.state import EmulatorState
 
 __all__ = ["routes"]
 
@@ -43,6 +45,7 @@ def _authenticated(credentials: tuple[str, str] | None, known: dict[str, str]) -
 
 async def issue_token(request: Request) -> Response:
     state = emulator_state(request)
+    _token_fault(state)
     client_id = _authenticated(_basic_credentials(request.headers.get("authorization")), state.credentials)
     if client_id is None:
         return _oauth_error(401, "invalid_client", "authentication failed")
@@ -52,6 +55,19 @@ async def issue_token(request: Request) -> Response:
     token = state.issue_token(client_id)
     lifetime = int(state.scenario.token_lifetime_seconds)
     return JSONResponse({"access_token": token.value, "token_type": "bearer", "expires_in": lifetime})
+
+
+def _token_fault(state: EmulatorState) -> None:
+    """A scenario fault at endpoint `token` answers before the credentials are even read (the login service is
+    down or throttling); `times` counts over all token requests."""
+    attempt = sum(state.stats.token_responses.values()) + 1
+    fault = state.faults.pick("", "token", {}, TOKEN_PATH, attempt)
+    if fault is None:
+        return
+    assert fault.status is not None
+    if fault.status == 429:
+        raise too_many_requests(1 if fault.retry_after is None else fault.retry_after)
+    raise platform_error(fault.status, fault.code, fault.message)
 
 
 routes = [Route(TOKEN_PATH, issue_token, methods=["POST"])]

@@ -67,6 +67,8 @@ class FaultInjector:
             return False
         if fault.endpoint != "any" and fault.endpoint != endpoint:
             return False
+        if endpoint == "token" and fault.endpoint != "token":
+            return False
         if fault.match is not None and not matches(fault.match, inputs):
             return False
         if fault.times is not None and state.fired_by_input.get(digest, 0) >= fault.times:

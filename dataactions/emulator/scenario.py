@@ -154,7 +154,8 @@ class WorkflowSpec(_Model):
 class Fault(_Model):
     """One injected fault. All given selectors must hold; none given means every request.
 
-    Selectors: `action`, `endpoint`, `match` (input field → value, or list of values = any of),
+    Selectors: `action`, `endpoint` (`token` is POST /oauth/token, which `any` leaves alone),
+    `match` (input field → value, or list of values = any of),
     `every_nth` (the Nth, 2Nth... candidate request), `rate` (a seeded draw per input and attempt).
     `times` caps how often it fires for one input (per input digest).
     """
@@ -165,7 +166,7 @@ class Fault(_Model):
     code: str | None = None
     message: str | None = None
     action: str | None = None
-    endpoint: Literal["execute", "test", "any"] = "any"
+    endpoint: Literal["execute", "test", "any", "token"] = "any"
     match: MatchSpec | None = None
     every_nth: int | None = Field(None, ge=1)
     rate: float | None = Field(None, ge=0, le=1)
@@ -177,6 +178,9 @@ class Fault(_Model):
             raise ValueError("a fault of kind 'status' needs a 'status' (e.g. 503)")
         if self.kind != "status" and self.status is not None:
             raise ValueError(f"'status' only applies to kind 'status', not {self.kind!r}")
+        if self.endpoint == "token" and (self.kind != "status" or self.action is not None or self.match is not None):
+            raise ValueError("a fault at endpoint 'token' (POST /oauth/token) is of kind 'status', without "
+                             "'action' or 'match' (a token request carries no action and no input)")
         return self
 
 

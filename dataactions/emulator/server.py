@@ -114,6 +114,10 @@ class _Control:
     def revoke_tokens(self) -> int:
         return self._admin("POST", "revoke")["revoked"]
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued (the last 10,000), revoked and expired ones included."""
+        return [entry["access_token"] for entry in self._admin("GET", "tokens")["tokens"]]
+
     def input_count(self, action_id: str, inputs: dict[str, Any]) -> int:
         """How many executes of `action_id` carried exactly `inputs`."""
         return self.stats()["by_input"].get(action_id, {}).get(input_digest(inputs), 0)

@@ -59,7 +59,14 @@ class EmulatorState:
 
     def issue_token(self, client_id: str) -> Token:
         self.tokens_issued += 1
+        self.stats.count_token(client_id)
         return self.tokens.issue(client_id, self.scenario.token_lifetime_seconds, self.clock())
+
+    @property
+    def rate_window_seconds(self) -> float:
+        """The window the stats' `peak_in_window` counts over: the rate limit's, else 1 s."""
+        limit = self.scenario.rate_limit
+        return limit.per_seconds if limit is not None else 1.0
 
     def latency_for(self, action: CatalogAction) -> LatencySampler:
         return action.latency or self.latency
@@ -68,6 +75,7 @@ class EmulatorState:
         return {
             **self.stats.snapshot(include_inputs),
             "tokens_issued": self.tokens_issued,
+            "rate_window_seconds": self.rate_window_seconds,
             "in_flight": self.gate.in_flight,
             "max_in_flight": self.gate.peak,
             "faults_fired": self.faults.fired_counts(),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from typing import Any
 
-__all__ = ["Stats"]
+__all__ = ["ALL_CLIENTS", "Stats"]
+
+ALL_CLIENTS = "*"
 
 
 class Stats:
@@ -25,6 +27,26 @@ class Stats:
         self.dropped_connections = 0
         self.workflow_launches = 0
         self.workflow_polls = 0
+        self.admitted_by_client: Counter[str] = Counter()
+        self.tokens_by_client: Counter[str] = Counter()
+        self.peak_in_window: Counter[str] = Counter()
+        self._windows: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    def count_admitted(self, client_id: str, now: float, window_seconds: float) -> None:
+        """An API request passed the rate limit: count it for its OAuth client, and track the most requests
+        admitted within any `window_seconds` per client and over all clients (`ALL_CLIENTS`), whatever tokens
+        carried them: the rate a whole run achieved, or the budget it kept, as the server saw it."""
+        self.admitted_by_client[client_id] += 1
+        for key in (client_id, ALL_CLIENTS):
+            window = self._windows[key]
+            window.append(now)
+            while window[0] <= now - window_seconds:
+                window.popleft()
+            if len(window) > self.peak_in_window[key]:
+                self.peak_in_window[key] = len(window)
+
+    def count_token(self, client_id: str) -> None:
+        self.tokens_by_client[client_id] += 1
 
     def count_execution(self, action_id: str, digest: str) -> int:
         """Count an execute that reached the action; return this input's attempt number (1-based)."""
@@ -61,4 +83,10 @@ class Stats:
             "dropped_connections": self.dropped_connections,
             "workflow_launches": self.workflow_launches,
             "workflow_polls": self.workflow_polls,
+            "by_client": {
+                client: {"requests": self.admitted_by_client[client], "tokens": self.tokens_by_client[client],
+                         "peak_in_window": self.peak_in_window[client]}
+                for client in sorted(set(self.admitted_by_client) | set(self.tokens_by_client))
+            },
+            "peak_in_window": self.peak_in_window[ALL_CLIENTS],
         }

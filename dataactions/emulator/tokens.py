@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 __all__ = ["Token", "TokenStore"]
 
+_ISSUED_KEPT = 10_000
+
 
 @dataclass(slots=True, eq=False)
 class Token:
@@ -26,14 +28,20 @@ class Token:
 
 
 class TokenStore:
-    """Tokens by value. Expired tokens are dropped when next presented; revoked ones at once."""
+    """Tokens by value. Expired tokens are dropped when next presented; revoked ones at once.
+
+    `issued` remembers the last 10,000 tokens issued (revoked and expired ones too), for tests that check that
+    no token was persisted anywhere (`GET /__emulator__/tokens`).
+    """
 
     def __init__(self) -> None:
         self._tokens: dict[str, Token] = {}
+        self.issued: deque[tuple[str, str]] = deque(maxlen=_ISSUED_KEPT)
 
     def issue(self, client_id: str, lifetime: float, now: float) -> Token:
         token = Token(secrets.token_urlsafe(32), client_id, now + lifetime)
         self._tokens[token.value] = token
+        self.issued.append((client_id, token.value))
         return token
 
     def lookup(self, value: str, now: float) -> Token | None:

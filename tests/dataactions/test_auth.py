@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from dataactions.auth import TokenProvider
+from dataactions.auth import TokenCache, TokenProvider
 from dataactions.client import GenesysClient
 from dataactions.emulator import EmulatorServer
 from dataactions.errors import (
@@ -160,3 +160,40 @@ async def test_a_failed_early_renewal_keeps_the_valid_token_until_it_expires() -
         with pytest.raises(ServiceUnavailableError):
             await tokens.token()
         assert await tokens.token() == "t2"
+
+
+def cached_provider(http: httpx.AsyncClient, url: str, cache: TokenCache) -> TokenProvider:
+    return TokenProvider(http, url, CLIENT_ID, SecretStr(CLIENT_SECRET), cache=cache)
+
+
+async def test_providers_sharing_a_cache_log_in_once_across_event_loops(emulator: EmulatorServer) -> None:
+    cache = TokenCache()
+
+    async def one_task() -> str:  # as a Dask worker runs each task: a fresh loop, a fresh client
+        async with httpx.AsyncClient() as http:
+            return await cached_provider(http, emulator.base_url, cache).token()
+
+    first = await asyncio.to_thread(asyncio.run, one_task())
+    second = await asyncio.to_thread(asyncio.run, one_task())
+    assert first == second and emulator.stats()["tokens_issued"] == 1
+    assert CLIENT_SECRET not in repr(cache) and first not in repr(cache)
+
+
+async def test_a_refused_cached_token_is_replaced_for_every_provider(emulator: EmulatorServer,
+                                                                     http: httpx.AsyncClient) -> None:
+    cache = TokenCache()
+    one, other = (cached_provider(http, emulator.base_url, cache) for _ in range(2))
+    stale = await one.token()
+    emulator.revoke_tokens()
+
+    fresh = await one.renew(stale)
+    assert fresh != stale
+    assert await other.token() == fresh  # took the replacement from the cache: no second login
+    assert await other.renew(stale) == fresh
+    assert emulator.stats()["tokens_issued"] == 2
+
+
+async def test_a_shared_cache_needs_the_monotonic_clock(http: httpx.AsyncClient) -> None:
+    with pytest.raises(ValueError, match="monotonic"):
+        TokenProvider(http, "https://login.example.test", CLIENT_ID, SecretStr(CLIENT_SECRET), clock=FakeClock(),
+                      cache=TokenCache())

@@ -27,6 +27,9 @@ STATS_KEYS = {
     "in_flight",
     "max_in_flight",
     "faults_fired",
+    "by_client",
+    "peak_in_window",
+    "rate_window_seconds",
 }
 
 
