@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dataactions.client import GenesysClient
-from dataactions.job import new_run_id, plan_job
+from dataactions.job import new_run_id
 from dataactions.pipeline import BatchSummary
 from dataactions.progress import listen
 from dataactions.readers import count_rows
+from dataactions.runs import plan_run
 from dataactions.settings import load_settings
 
 __all__ = ["print_action", "print_actions", "run_demo", "run_enrich"]
@@ -32,10 +32,15 @@ DEMO_MAPPING = Path("data/mappings/customer_by_phone.yaml")
 DEMO_ACTION = "custom_-_customer-by-phone"
 
 
+_WHERE_IT_RUNS = {"runner", "dask_address", "batches_in_flight"}  # flow parameters that do not shape the job
+
+
 def run_enrich(parameters: dict[str, Any], *, as_json: bool = False) -> int:
     """Plan (failing fast on bad settings), run the flow with a progress bar, print the summary."""
-    spec = plan_job(**parameters)
+    spec = plan_run(**{k: v for k, v in parameters.items() if k not in _WHERE_IT_RUNS})
     parameters = parameters | {"run_id": spec.run_id}
+    if parameters.get("batches_in_flight") is None:
+        parameters.pop("batches_in_flight", None)  # the flow's default
     from flows.enrich import bulk_enrich
 
     with _progress_bar(spec.input_path) as on_batch:
@@ -79,8 +84,12 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
         table.add_column(column, justify="right")
     table.add_row(*(str(report[k]) for k in ("rows", "succeeded", "failed", "rejected", "attempts")),
                   f"{report['seconds']:.1f}", f"{report['rows_per_second']:.0f}")
-    out = Console(no_color=not sys.stdout.isatty())
+    out = Console()  # styles only on a terminal, none when NO_COLOR is set (rich reads both)
     out.print(table)
+    latency = report.get("latency_ms") or {}
+    if latency:
+        out.print(f"latency p50 / p95 / p99: {latency['p50']:,.0f} / {latency['p95']:,.0f} / {latency['p99']:,.0f} ms"
+                  f" · retries {report.get('retries', 0)} · 429 answers {report.get('rate_limited', 0)}")
     if report["error_codes"]:
         out.print("errors by code: " + ", ".join(f"{k} {v}" for k, v in report["error_codes"].items()))
     out.print(f"results: {report['results_path']}\naudit:   {report['audit_path']}")
@@ -120,12 +129,21 @@ Open the results:
 """)
 
 
-def print_actions(name: str | None = None) -> int:
+def print_actions(name: str | None = None, *, as_json: bool = False) -> int:
     actions = asyncio.run(_with_client(lambda c: c.list_actions(name=name)))
+    if as_json:
+        print(json.dumps([{k: a.get(k) for k in ("id", "name", "category", "secure")} for a in actions], indent=2))
+        return 0
+    rows = [(a["id"], a.get("name") or "", a.get("category") or "", str(bool(a.get("secure"))).lower())
+            for a in actions]
+    out = Console()
+    if not out.is_terminal:  # piped: tab-separated lines, nothing cut to a width
+        print("\n".join("\t".join(row) for row in [("id", "name", "category", "secure"), *rows]))
+        return 0
     table = Table("id", "name", "category", "secure")
-    for action in actions:
-        table.add_row(action["id"], action.get("name", ""), action.get("category", ""), str(action.get("secure")))
-    Console().print(table)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
     return 0
 
 

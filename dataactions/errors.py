@@ -17,7 +17,10 @@
     │   └── WorkflowDeadlineExceeded          it was still running when its deadline passed
     ├── HealthCheckFailed         [terminal]  the start-of-run check failed: nothing was sent
     ├── CircuitOpenError          [terminal]  the breaker stopped the run: the remote looks down
-    └── RunStopped                [terminal]  the run stopped itself: its failed-row ceiling was passed
+    ├── RunStopped                [terminal]  the run stopped itself: its failed-row ceiling was passed
+    └── RateBudgetSpent           [terminal]  the local rate limiter would hold a request longer than its caller
+                                              allows (`limits.bounded_wait`, the real-time endpoint); carries
+                                              `retry_after`; nothing was sent
 
 `transient` is the default classification; a `RetryPolicy` may widen or narrow it (the retryable status set is a
 setting). Messages never carry secrets or raw input values: they name rows by key and fields by name.
@@ -40,6 +43,7 @@ __all__ = [
     "HealthCheckFailed",
     "MalformedResponseError",
     "NotFoundError",
+    "RateBudgetSpent",
     "RateLimitedError",
     "RemoteEndpointError",
     "ResponseTimeout",
@@ -216,6 +220,17 @@ class CircuitOpenError(DataActionsError):
 
 class RunStopped(DataActionsError):
     code = "run.stopped"
+
+
+class RateBudgetSpent(DataActionsError):
+    code = "rate.budget"
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(f"the local rate budget is spent: the next request may leave in {self.retry_after:.1f} s")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.retry_after,)
 
 
 def _rebuild_transport_error(cls: type[TransportError], message: str, sent: bool) -> TransportError:

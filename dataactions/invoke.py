@@ -33,6 +33,7 @@ from dataactions.errors import (
     CircuitOpenError,
     DataActionsError,
     MalformedResponseError,
+    RateBudgetSpent,
     RateLimitedError,
     WorkflowDeadlineExceeded,
     WorkflowError,
@@ -59,6 +60,8 @@ class Invocation:
     attempts: int = 1
     duration_ms: float = 0.0
     correlation_id: str | None = None
+    rate_limited: int = 0
+    """429 answers met on the way (each one was waited out and retried, or ended the row)."""
 
 
 class Invoker:
@@ -107,38 +110,41 @@ class Invoker:
     async def execute(self, action_id: str, inputs: Mapping[str, Any], *, flatten: bool = False) -> Invocation:
         """Execute the action for one row, retrying as the policy says."""
         started = perf_counter()
+        limited = [0]
         try:
             response, attempts = await self._retrying(
-                partial(self._client.execute, action_id, inputs, flatten=flatten), self._policy
+                partial(self._client.execute, action_id, inputs, flatten=flatten), self._policy, limited
             )
-        except CircuitOpenError:
+        except (CircuitOpenError, RateBudgetSpent):
             raise
         except DataActionsError as exc:
-            return self._failed(action_id, exc, attempts_of(exc), inputs, started)
-        return self._succeeded(action_id, response, response.body, attempts, started)
+            return self._failed(action_id, exc, attempts_of(exc), inputs, started, limited[0])
+        return self._succeeded(action_id, response, response.body, attempts, started, limited[0])
 
     async def run_workflow(self, flow_id: str, inputs: Mapping[str, Any], *, name: str | None = None) -> Invocation:
         """Launch a workflow for one row and poll it to its end (or its deadline)."""
         started = perf_counter()
         deadline = self._clock() + self._deadline_seconds
         attempts = 0
+        limited = [0]
         try:
             launched, attempts = await self._retrying(
-                partial(self._client.launch_workflow, flow_id, inputs, name), self._policy
+                partial(self._client.launch_workflow, flow_id, inputs, name), self._policy, limited
             )
-            final = await self._await_end(_execution_id(launched), deadline)
-        except CircuitOpenError:
+            final = await self._await_end(_execution_id(launched), deadline, limited)
+        except (CircuitOpenError, RateBudgetSpent):
             raise
         except DataActionsError as exc:
-            return self._failed(flow_id, exc, attempts or attempts_of(exc), inputs, started)
+            return self._failed(flow_id, exc, attempts or attempts_of(exc), inputs, started, limited[0])
         output = final.body.get("outputData")
-        return self._succeeded(flow_id, final, output if isinstance(output, dict) else {}, attempts, started)
+        return self._succeeded(flow_id, final, output if isinstance(output, dict) else {}, attempts, started,
+                               limited[0])
 
-    async def _await_end(self, execution_id: str, deadline: float) -> ApiResponse:
+    async def _await_end(self, execution_id: str, deadline: float, limited: list[int]) -> ApiResponse:
         delay = self._poll_initial
         while True:
             await self._sleep(max(0.0, min(delay, deadline - self._clock())))
-            response, _ = await self._retrying(partial(self._poll, execution_id), self._poll_policy)
+            response, _ = await self._retrying(partial(self._poll, execution_id), self._poll_policy, limited)
             status = response.body["status"]
             if status == "COMPLETED":
                 return response
@@ -155,19 +161,22 @@ class Invoker:
         return response
 
     async def _retrying(
-        self, call: Callable[[], Awaitable[ApiResponse]], policy: RetryPolicy
+        self, call: Callable[[], Awaitable[ApiResponse]], policy: RetryPolicy, limited: list[int]
     ) -> tuple[ApiResponse, int]:
         return await call_with_retries(
-            partial(self._attempt, call), policy, on_retry=self._on_retry, sleep=self._sleep, rng=self._rng
+            partial(self._attempt, call, limited), policy, on_retry=self._on_retry, sleep=self._sleep, rng=self._rng
         )
 
-    async def _attempt(self, call: Callable[[], Awaitable[ApiResponse]]) -> ApiResponse:
+    async def _attempt(self, call: Callable[[], Awaitable[ApiResponse]], limited: list[int]) -> ApiResponse:
         self.breaker.check()
         try:
             response = await call()
+        except RateBudgetSpent:
+            raise  # nothing was sent: neither the breaker nor the metrics saw an attempt
         except DataActionsError as exc:
             self.breaker.record(exc)
             if isinstance(exc, RateLimitedError):
+                limited[0] += 1
                 self._metrics.record_rate_limited()
             raise
         self.breaker.record(None)
@@ -177,19 +186,22 @@ class Invoker:
         self._metrics.record_retry(failure_reason(exc))
 
     def _succeeded(
-        self, action: str, response: ApiResponse, body: dict[str, Any], attempts: int, started: float
+        self, action: str, response: ApiResponse, body: dict[str, Any], attempts: int, started: float,
+        rate_limited: int = 0,
     ) -> Invocation:
         seconds = perf_counter() - started
         self._metrics.record_invocation(action, "succeeded", seconds)
         return Invocation(
-            "succeeded", body, response.status, None, None, attempts, seconds * 1000.0, response.correlation_id
+            "succeeded", body, response.status, None, None, attempts, seconds * 1000.0, response.correlation_id,
+            rate_limited,
         )
 
     def _failed(
-        self, action: str, exc: DataActionsError, attempts: int, inputs: Mapping[str, Any], started: float
+        self, action: str, exc: DataActionsError, attempts: int, inputs: Mapping[str, Any], started: float,
+        rate_limited: int = 0,
     ) -> Invocation:
         seconds = perf_counter() - started
-        self._metrics.record_invocation(action, "failed", seconds)
+        self._metrics.record_invocation(action, "failed", seconds, failure_reason(exc))
         api = exc if isinstance(exc, ApiError) else None
         return Invocation(
             "failed",
@@ -200,6 +212,7 @@ class Invoker:
             attempts,
             seconds * 1000.0,
             api.correlation_id if api else None,
+            rate_limited,
         )
 
 

@@ -38,6 +38,7 @@ class JobSpec:
     concurrency: int = 16
     rate_per_minute: float = 290.0
     max_failed_rows: float | None = None
+    retry_of: str | None = None  # a retry run (dataactions.runs): the first run whose failed rows it sends again
 
     def __post_init__(self) -> None:
         if not _RUN_ID.fullmatch(self.run_id):
@@ -71,6 +72,17 @@ class JobSpec:
 
     def as_parameters(self) -> dict[str, object]:
         return asdict(self)
+
+    def share(self, parts: int) -> JobSpec:
+        """The limits of one of `parts` batch tasks that run at once, each with its own client (Dask workers),
+        so that together they keep the run's: `rate_per_minute / parts` per OAuth client, `concurrency // parts`.
+
+        Needs `parts <= concurrency` (each task sends at least one request at a time).
+        """
+        if not 1 <= parts <= self.concurrency:
+            raise ConfigurationError(f"cannot share a concurrency of {self.concurrency} between {parts} tasks in "
+                                     f"flight; run at most {self.concurrency} at once")
+        return replace(self, rate_per_minute=self.rate_per_minute / parts, concurrency=self.concurrency // parts)
 
 
 def new_run_id(prefix: str = "run") -> str:

@@ -96,10 +96,17 @@ class InputBatch:
         return self.first_row + self.size - 1
 
     def digest(self) -> str:
-        """SHA-256 (hex) of the batch content: keys, row numbers, canonical rows and rejections."""
-        content = [self.index, self.first_row, self.row_numbers, self.row_keys, self.rows, _plain(self.rejected)]
-        text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=_json_default)
-        return hashlib.sha256(text.encode("ascii")).hexdigest()
+        """SHA-256 (hex) of the batch content: keys, row numbers, canonical rows and rejections.
+
+        Computed once (a batch is not changed after it is built; the part name, the cache key and the flow all
+        ask for it)."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            content = [self.index, self.first_row, self.row_numbers, self.row_keys, self.rows, _plain(self.rejected)]
+            text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=_json_default)
+            cached = hashlib.sha256(text.encode("ascii")).hexdigest()
+            object.__setattr__(self, "_digest", cached)  # frozen dataclass: not a field, not pickled
+        return cached
 
     def __reduce__(self) -> tuple[Any, ...]:
         fields = (self.index, self.first_row, self.rows, self.row_keys, self.row_numbers, _plain(self.rejected))

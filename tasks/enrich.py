@@ -18,7 +18,7 @@ from dataactions.errors import DataActionsError
 from dataactions.job import JobSpec
 from dataactions.pipeline import BatchSummary, enrich_batch
 from dataactions.readers import InputBatch
-from dataactions.runtime import runtime_for
+from dataactions.runtime import runtime_for, runtime_scope
 
 __all__ = ["batch_cache", "enrich_batch_task", "health_check"]
 
@@ -50,7 +50,7 @@ def batch_cache(spec: JobSpec) -> CachePolicy:
     return BatchCache().configure(key_storage=Path(spec.output_dir) / "_prefect" / "cache")
 
 
-@task(name="health-check", cache_policy=NO_CACHE, retries=0)
+@task(name="health-check", task_run_name="health check {spec.mode} {spec.target}", cache_policy=NO_CACHE, retries=0)
 async def health_check(spec: JobSpec) -> dict[str, Any]:
     found = await runtime_for(spec).check_health()
     get_run_logger().info("healthy: %s %r is reachable with the configured credentials", spec.mode, spec.target)
@@ -67,9 +67,9 @@ async def health_check(spec: JobSpec) -> dict[str, Any]:
     cache_policy=NO_CACHE,
 )
 async def enrich_batch_task(spec: JobSpec, batch: InputBatch) -> BatchSummary:
-    runtime = runtime_for(spec)
-    await runtime.ensure_action()
-    summary = await enrich_batch(runtime, batch)
+    async with runtime_scope(spec) as runtime:  # the flow's shared one, or this task's own on a Dask worker
+        await runtime.ensure_action()
+        summary = await enrich_batch(runtime, batch)
     get_run_logger().info(
         "batch %d: %d rows, %d succeeded, %d failed, %d rejected%s", summary.index, summary.rows,
         summary.succeeded, summary.failed, summary.rejected, " (already committed)" if summary.resumed else "")

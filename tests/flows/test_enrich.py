@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import csv
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
 import pytest
 
-from dataactions.emulator import EmulatorServer, input_digest
+from dataactions.emulator import EmulatorServer
 from dataactions.emulator.generators import customer_by_phone
 from dataactions.errors import HealthCheckFailed
-from flows.enrich import bulk_enrich
 from tests.flows.conftest import CUSTOMER_ACTION
+from tests.flows.support import WORKFLOW, enrich, phone, results, sent, write_customers
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-MAPPING = Path("data/mappings/customer_by_phone.yaml")
-WORKFLOW = "wf-enrich-customer"
-
-
-def phone(n: int) -> str:
-    return f"+1555{n:07d}"
-
-
-def write_customers(path: Path, phones: list[str]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["customer_ref", "phoneNumber", "segment"])
-        writer.writerows([f"C{n:04d}", p, "retail"] for n, p in enumerate(phones, start=1))
-    return path
-
-
-def enrich(input_path: Path, output_dir: Path, run_id: str, **options: Any) -> dict[str, Any]:
-    options = {"action_id": CUSTOMER_ACTION, "mapping_path": str(MAPPING), "rate_per_minute": 0,
-               "batch_size": 16, "concurrency": 8} | options
-    return asyncio.run(bulk_enrich(input_path=str(input_path), output_dir=str(output_dir), run_id=run_id,
-                                   key_column="customer_ref", **options))
-
-
-def results(output_dir: Path, run_id: str) -> pd.DataFrame:
-    frame = pd.read_parquet(output_dir / "results", filters=[("run_id", "=", run_id)])
-    return frame.set_index("row_key").sort_index()
-
-
-def sent(emulator: EmulatorServer, payload: dict[str, Any], action: str = CUSTOMER_ACTION) -> int:
-    return emulator.stats()["by_input"].get(action, {}).get(input_digest(payload), 0)
 
 
 def test_every_row_ends_as_one_result_row_with_the_mapped_answer(genesys_env: EmulatorServer,
