@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from typing import Any
 
@@ -113,6 +113,6 @@ def build_audit_table(
     columns = {
         "row_key": row_key, "action_id": action_id, "status": status, "input_hmac": input_hmac,
         "http_status": http_status, "attempts": attempts, "duration_ms": duration_ms,
-        "correlation_id": correlation_id, "recorded_at": recorded_at or datetime.now(timezone.utc),
+        "correlation_id": correlation_id, "recorded_at": recorded_at or datetime.now(UTC),
     }
     return table_from_columns(AUDIT_SCHEMA, columns, len(row_key))

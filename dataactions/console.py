@@ -124,7 +124,7 @@ def _print_how_to_open(output_dir: str, run_id: str) -> None:
     results = Path(output_dir) / "results"
     print(f"""
 Open the results:
-  python -c "import pandas as pd; df = pd.read_parquet('{results}', filters=[('run_id', '=', '{run_id}')]); print(df.head())"
+  python -c "import pandas as pd; print(pd.read_parquet('{results}', filters=[('run_id', '=', '{run_id}')]))"
   duckdb -c "SELECT status, count(*) FROM read_parquet('{results}/**/*.parquet', hive_partitioning=true) GROUP BY 1"
 """)
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -86,7 +86,7 @@ class JobSpec:
 
 
 def new_run_id(prefix: str = "run") -> str:
-    return f"{prefix}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+    return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
 
 
 def plan_job(*, input_path: str, run_id: str | None = None, batch_size: int | None = None,

@@ -34,7 +34,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -55,10 +55,10 @@ __all__ = [
 COLUMN_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "timestamp")
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-_MIN_US = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // _ONE_US
-_MAX_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) - _EPOCH) // _ONE_US
+_MIN_US = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_US
+_MAX_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // _ONE_US
 _INTEGER_TEXT = re.compile(r"\s*[+-]?\d{1,19}\s*\Z")
 _NUMBER_TEXT = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*\Z")
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
@@ -268,7 +268,7 @@ def _parse_iso(text: str) -> datetime:
 
 def _micros(moment: datetime) -> int:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     micros = (moment - _EPOCH) // _ONE_US
     if _MIN_US <= micros <= _MAX_US:
         return micros

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -109,7 +109,7 @@ def _validated(rt: Runtime, batch: InputBatch) -> list[_Row]:
 
 def _rejected_row(number: int, inputs: dict[str, Any] | None, error: RowRejected) -> _Row:
     return _Row(number, error.row_key, inputs, "rejected", "rejected", str(error),
-                finished_at=datetime.now(timezone.utc))
+                finished_at=datetime.now(UTC))
 
 
 async def _invoke_all(rt: Runtime, rows: list[_Row]) -> None:
@@ -126,7 +126,7 @@ async def _invoke(rt: Runtime, row: _Row) -> None:
     row.status = invocation.status
     row.error_code = invocation.error_code
     row.error_message = invocation.error_message
-    row.finished_at = datetime.now(timezone.utc)
+    row.finished_at = datetime.now(UTC)
 
 
 def _tables(rt: Runtime, rows: list[_Row]) -> tuple[pa.Table, pa.Table]:

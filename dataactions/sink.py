@@ -26,7 +26,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +79,7 @@ def validate_run_id(run_id: str) -> str:
 
 def new_run_id(now: datetime | None = None) -> str:
     """A fresh run id such as `run-20260514T101500Z-3fa2c1`."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     return f"run-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
@@ -112,7 +112,7 @@ def build_results_table(
     columns: dict[str, Any] = {
         "row_key": row_key, "row_number": row_number, "status": status, "error_code": error_code,
         "error_message": error_message, "attempts": attempts, "raw_answer": raw_answer,
-        "recorded_at": recorded_at or datetime.now(timezone.utc),
+        "recorded_at": recorded_at or datetime.now(UTC),
     }
     if mapped is not None:
         columns.update({name: mapped.column(name) for name in mapping.names})

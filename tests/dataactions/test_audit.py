@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from dataactions.errors import ConfigurationError
 from dataactions.sink import PartStore
 
 KEY = b"0123456789abcdef-audit-key"
-WHEN = datetime(2025, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+WHEN = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
 def test_canonical_input_is_sorted_compact_utf8() -> None:
@@ -24,7 +24,7 @@ def test_canonical_input_is_sorted_compact_utf8() -> None:
 
 
 def test_canonical_input_takes_raw_parquet_values() -> None:
-    raw = {"when": datetime(2024, 1, 2, tzinfo=timezone.utc), "amount": Decimal("1.50"), "blob": b"\x01",
+    raw = {"when": datetime(2024, 1, 2, tzinfo=UTC), "amount": Decimal("1.50"), "blob": b"\x01",
            "ratio": float("nan"), "tags": [1, 2]}
     assert canonical_input(raw) == (b'{"amount":"1.50","blob":"01","ratio":NaN,"tags":[1,2],'
                                     b'"when":"2024-01-02T00:00:00+00:00"}')

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,7 @@ def test_coercion_of_native_parquet_values(lookup: InputContract) -> None:
         "id": {"type": "string"}, "when": {"type": "string"}, "day": {"type": "string"},
         "amount": {"type": "number"}, "count": {"type": "integer"}, "flag": {"type": "boolean"},
     }))
-    row = {"id": 12, "when": datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc), "day": date(2024, 1, 2),
+    row = {"id": 12, "when": datetime(2024, 1, 2, 3, 4, tzinfo=UTC), "day": date(2024, 1, 2),
            "amount": Decimal("2.50"), "count": 3.0, "flag": 1}
     assert contract.validate(row, "k") == {
         "id": "12", "when": "2024-01-02T03:04:00+00:00", "day": "2024-01-02", "amount": 2.5, "count": 3,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from dataactions.mapping import Mapping
 from dataactions.normalize import ValueMismatch, coerce_value, normalize_batch, raw_answer_json
 
-UTC = timezone.utc
+UTC = UTC
 CUSTOMER = Mapping.from_dict({"columns": {
     "customer_id": {"path": "$.customer.id", "type": "string"},
     "lifetime_value": {"path": "$.customer.lifetimeValue", "type": "number", "default": 0},

@@ -4,7 +4,7 @@ import json
 import pickle
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -201,7 +201,7 @@ def test_seen_keys_settle_into_few_sorted_levels(monkeypatch: pytest.MonkeyPatch
 
 def test_parquet_keeps_native_types_and_crosses_row_groups(tmp_path: Path) -> None:
     path = tmp_path / "in.parquet"
-    since = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    since = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     table = pa.table({
         "id": pa.array(range(10), pa.int64()),
         "amount": pa.array([Decimal("1.50")] * 10, pa.decimal128(5, 2)),
@@ -310,7 +310,7 @@ def test_digest_is_stable_and_content_sensitive(tmp_path: Path) -> None:
 
 def test_digest_is_the_same_in_another_process(tmp_path: Path) -> None:
     path = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"id": ["a", "b"], "when": [datetime(2024, 1, 1, tzinfo=timezone.utc), None],
+    pq.write_table(pa.table({"id": ["a", "b"], "when": [datetime(2024, 1, 1, tzinfo=UTC), None],
                              "x": [Decimal("1.5"), None]}), path)
     here = [b.digest() for b in all_batches(path, 1, key_column="id")]
     code = ("import json, sys; from dataactions.readers import iter_batches; "

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +15,7 @@ from dataactions.mapping import Mapping
 from dataactions.normalize import normalize_batch, raw_answer_json
 from dataactions.sink import PartStore, build_results_table, new_run_id, results_schema, validate_run_id
 
-WHEN = datetime(2025, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+WHEN = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
 MAPPING = Mapping.from_dict({"columns": {
     "customer_id": "$.customer.id",
     "lifetime_value": {"path": "$.customer.lifetimeValue", "type": "number"},
