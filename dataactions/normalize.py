@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dataactions._text import is_unicode
+
 if TYPE_CHECKING:
     from dataactions.mapping import MappedColumn, Mapping
 
@@ -128,7 +130,7 @@ def raw_answer_json(answer: Any) -> str | None:
     if answer is None:
         return None
     text = _to_json(answer)
-    if text.isascii() or _is_unicode(text):
+    if text.isascii() or is_unicode(text):
         return text
     return _to_ascii_json(answer)
 
@@ -293,14 +295,6 @@ def _kind(value: Any, wanted: str = "") -> str:
     if isinstance(value, list):
         return "an array"
     return f"a {type(value).__name__}"
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 _COERCERS: dict[str, Callable[[Any], Any]] = {

@@ -41,6 +41,7 @@ from typing import Any, TextIO
 import numpy as np
 import pyarrow.parquet as pq
 
+from dataactions._text import is_unicode
 from dataactions.errors import ConfigurationError, RowRejected
 
 __all__ = [
@@ -246,7 +247,7 @@ def _key_text(value: Any) -> tuple[str | None, str]:
     text = value.isoformat() if isinstance(value, (date, time)) else "" if value is None else str(value)
     if not text.strip():
         return None, "is empty; every row needs a key"
-    if not (text.isascii() or _is_unicode(text)):
+    if not (text.isascii() or is_unicode(text)):
         return None, "is not valid UTF-8 text"
     return text, ""
 
@@ -368,7 +369,7 @@ def _csv_header(record: list[str] | csv.Error | None, path: Path) -> list[str] |
         return None
     if isinstance(record, csv.Error):
         raise ConfigurationError(f"the header of {path} is not valid CSV: {record}")
-    if not _is_unicode("".join(record)):
+    if not is_unicode("".join(record)):
         raise ConfigurationError(f"the header of {path} is not valid UTF-8")
     duplicates = sorted({name for name in record if record.count(name) > 1})
     if duplicates:
@@ -394,19 +395,10 @@ def _csv_event(header: list[str], width: int, record: list[str] | csv.Error) -> 
         return None, (None, f"has {len(record)} fields; expected {width}, as many as the header has columns")
     row = dict(zip(header, [value or None for value in record]))
     joined = "".join(record)
-    if joined.isascii() or _is_unicode(joined):
+    if joined.isascii() or is_unicode(joined):
         return row, None
-    field = next(name for name, value in zip(header, record) if not _is_unicode(value))
+    field = next(name for name, value in zip(header, record) if not is_unicode(value))
     return row, (field, "is not valid UTF-8 text")
-
-
-def _is_unicode(text: str) -> bool:
-    """False when the text holds surrogates (undecodable bytes, or lone surrogates from a JSON escape)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 # -- Parquet -----------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from dataactions.emulator.remote import Outcome, call_remote, remote_error
 from dataactions.emulator.responses import DroppedResponse, malformed_json
 from dataactions.emulator.scenario import ActionSpec
 from dataactions.emulator.state import EmulatorState
+from dataactions.emulator.tokens import Token
 
 __all__ = ["routes"]
 
@@ -98,12 +99,17 @@ async def get_action(request: Request) -> Response:
     return JSONResponse(action_entity(action.spec, contract=contract, config=config))
 
 
-async def execute(request: Request) -> Response:
+async def _admitted_call(request: Request) -> tuple[EmulatorState, Token, CatalogAction, bool, dict[str, Any]]:
+    """What execute and test share: the token admitted, the action found, the flag read, the body parsed."""
     state = emulator_state(request)
     token = admit(request, state)
     action = _action(state, request)
     flat = bool_param(request, "flatten") or False
-    inputs = json_object(await read_body(request, state.scenario.max_body_bytes))
+    return state, token, action, flat, json_object(await read_body(request, state.scenario.max_body_bytes))
+
+
+async def execute(request: Request) -> Response:
+    state, token, action, flat, inputs = await _admitted_call(request)
     with execution_slot(state, token):
         digest = input_digest(inputs)
         attempt = state.stats.count_execution(action.spec.id, digest)
@@ -126,11 +132,7 @@ def _execute_response(action: CatalogAction, outcome: Outcome, flat: bool) -> Re
 
 
 async def test_action(request: Request) -> Response:
-    state = emulator_state(request)
-    token = admit(request, state)
-    action = _action(state, request)
-    flat = bool_param(request, "flatten") or False
-    inputs = json_object(await read_body(request, state.scenario.max_body_bytes))
+    state, token, action, flat, inputs = await _admitted_call(request)
     with execution_slot(state, token):
         result: dict[str, Any] = await run_test(
             state, token, action, inputs, input_digest(inputs), flat, correlation_id(request.scope)
