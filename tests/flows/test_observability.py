@@ -24,7 +24,7 @@ from dataactions.progress import listen
 from dataactions.telemetry import shutdown_metrics
 from flows.enrich import bulk_enrich
 from tests.flows.conftest import CUSTOMER_ACTION
-from tests.flows.test_enrich import MAPPING, phone, write_customers
+from tests.flows.support import MAPPING, phone, write_customers
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
