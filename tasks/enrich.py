@@ -24,8 +24,11 @@ __all__ = ["batch_cache", "enrich_batch_task", "health_check"]
 
 
 def retry_only_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect retries a batch only when what stopped it may pass: never a terminal error."""
-    error = state.result(raise_on_failure=False)
+    """Prefect retries a batch only when what stopped it may pass: never a terminal error.
+
+    Reads the exception from the state's data: `state.result()` is a coroutine inside an async task.
+    """
+    error = getattr(state.data, "result", state.data)
     return isinstance(error, DataActionsError) and error.transient
 
 
