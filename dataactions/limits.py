@@ -10,11 +10,15 @@
 
     async with ConcurrencyLimit(16):     # one of at most 16 requests in flight
         ...
+    with slot_priority(3):               # waiters here yield a freed slot to those of priority < 3
+        ...
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -24,9 +28,10 @@ from types import TracebackType
 
 from dataactions.errors import RateBudgetSpent
 
-__all__ = ["ConcurrencyLimit", "RateLimiter", "bounded_wait"]
+__all__ = ["ConcurrencyLimit", "RateLimiter", "bounded_wait", "slot_priority"]
 
 _WAIT_BOUND: ContextVar[float | None] = ContextVar("dataactions_rate_wait_bound", default=None)
+_PRIORITY: ContextVar[int] = ContextVar("dataactions_slot_priority", default=0)
 
 
 @contextmanager
@@ -118,22 +123,59 @@ class RateLimiter:
         return max(tat - self._tolerance, self._paused_until)
 
 
+@contextmanager
+def slot_priority(priority: int) -> Iterator[None]:
+    """Within this context (and the tasks it starts), waiters for a `ConcurrencyLimit` slot are served before
+    those with a larger `priority` (default 0), first come first served among equals."""
+    token = _PRIORITY.set(priority)
+    try:
+        yield
+    finally:
+        _PRIORITY.reset(token)
+
+
 class ConcurrencyLimit:
-    """At most `limit` holders at once (an `asyncio.Semaphore` that can say how many are inside)."""
+    """At most `limit` holders at once; a freed slot goes to the waiter of lowest `slot_priority`, then the
+    longest waiting.
+
+    The pipeline gives each batch's rows its batch index as priority: with several batches in flight the oldest
+    one takes every slot it can use, so batches finish one after another and the next batch's rows fill the
+    slots while a finished one commits — rather than all of them advancing in step, finishing together and
+    leaving the slots idle until the next ones start (about 4 % of the 100 ms latency benchmark).
+    """
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("a concurrency limit must be at least 1")
         self.limit = limit
         self.in_flight = 0
-        self._semaphore = asyncio.Semaphore(limit)
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
 
     async def __aenter__(self) -> None:
-        await self._semaphore.acquire()
-        self.in_flight += 1
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (_PRIORITY.get(), next(self._arrivals), granted))
+        try:
+            await granted  # a leaving holder hands its slot over: in_flight stays as it is
+        except BaseException:
+            if granted.done() and not granted.cancelled():  # handed over, then cancelled before using it
+                self._release()
+            else:
+                granted.cancel()  # skipped when popped
+            raise
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            granted = heapq.heappop(self._waiters)[2]
+            if not granted.done():
+                granted.set_result(None)
+                return
         self.in_flight -= 1
-        self._semaphore.release()

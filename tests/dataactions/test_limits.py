@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from dataactions.limits import ConcurrencyLimit, RateLimiter
+from dataactions.limits import ConcurrencyLimit, RateLimiter, slot_priority
 from tests.dataactions.conftest import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -142,3 +142,36 @@ async def test_concurrency_limit_admits_at_most_n() -> None:
     release.set()
     await asyncio.gather(*tasks)
     assert peak == 3 and limit.in_flight == 0
+
+
+async def test_a_freed_slot_goes_to_the_lowest_priority_then_the_longest_waiting() -> None:
+    limit = ConcurrencyLimit(1)
+    served: list[str] = []
+
+    async def wait_for_slot(name: str, priority: int) -> None:
+        with slot_priority(priority):
+            async with limit:
+                served.append(name)
+                await asyncio.sleep(0)
+
+    async with limit:
+        tasks = [asyncio.ensure_future(wait_for_slot(name, priority))
+                 for name, priority in (("late batch", 2), ("first of batch 1", 1), ("second of batch 1", 1))]
+        for _ in range(3):
+            await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert served == ["first of batch 1", "second of batch 1", "late batch"]
+    assert limit.in_flight == 0
+
+
+async def test_a_cancelled_waiter_neither_takes_nor_loses_a_slot() -> None:
+    limit = ConcurrencyLimit(1)
+    async with limit:
+        waiter = asyncio.ensure_future(limit.__aenter__())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+    assert limit.in_flight == 0
+    async with limit:
+        assert limit.in_flight == 1
+    assert limit.in_flight == 0
