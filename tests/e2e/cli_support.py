@@ -21,6 +21,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataactions.emulator import EmulatorServer, Scenario
+from dataactions.emulator.scenario import Credential
+
 REPO = Path(__file__).resolve().parents[2]
 MAPPING = REPO / "data" / "mappings" / "customer_by_phone.yaml"
 CUSTOMER_ACTION = "custom_-_customer-by-phone"
@@ -176,3 +179,12 @@ def read_parts(output: Path, dataset: str, run_id: str) -> dict[str, pa.Table]:
     """Every committed part of a run, each read on its own (a half-written part fails here)."""
     return {name: pq.read_table(run_dir(output, dataset, run_id) / name) for name in sorted(parts(output, dataset,
                                                                                                   run_id))}
+
+
+@contextmanager
+def emulator_with_client(client_id: str, client_secret: str) -> Iterator[EmulatorServer]:
+    """The default catalog, no rate limit, and only the given OAuth client: the secret the test scans for."""
+    scenario = Scenario.default().model_copy(update={
+        "rate_limit": None, "credentials": [Credential(client_id=client_id, client_secret=client_secret)]})
+    with EmulatorServer(scenario) as server:
+        yield server

@@ -29,8 +29,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, TaskRun
 
-from dataactions.emulator import EmulatorServer, Scenario
-from dataactions.emulator.scenario import Credential
+from dataactions.emulator import EmulatorServer
 from scripts.local_stack import (
     Service,
     api_url,
@@ -44,6 +43,7 @@ from scripts.local_stack import (
     wait_until,
     worker_env,
 )
+from tests.e2e.cli_support import emulator_with_client
 
 pytestmark = pytest.mark.slow
 
@@ -82,9 +82,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorServer]:
-    scenario = Scenario.default().model_copy(update={
-        "rate_limit": None, "credentials": [Credential(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)]})
-    with EmulatorServer(scenario) as server:
+    with emulator_with_client(CLIENT_ID, CLIENT_SECRET) as server:
         yield server
 
 

@@ -32,9 +32,8 @@ from prefect.client.schemas.filters import (
 )
 from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
 
-from dataactions.emulator import EmulatorServer, Scenario
-from dataactions.emulator.scenario import Credential
-from tests.e2e.cli_support import Runner, cli_env, cli_runner, harness_api_url
+from dataactions.emulator import EmulatorServer
+from tests.e2e.cli_support import Runner, cli_env, cli_runner, emulator_with_client, harness_api_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
@@ -56,9 +55,7 @@ CUSTOMER_IDS = [customer_id(n) for n in range(1, ROWS + 1)]
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorServer]:
-    scenario = Scenario.default().model_copy(update={
-        "rate_limit": None, "credentials": [Credential(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)]})
-    with EmulatorServer(scenario) as server:
+    with emulator_with_client(CLIENT_ID, CLIENT_SECRET) as server:
         yield server
 
 
