@@ -54,11 +54,11 @@ def test_terminal_errors_are_not_retried_and_transient_ones_are(genesys_env: Emu
 
 def test_a_token_that_expires_mid_run_fails_no_row(genesys_env: EmulatorServer, tmp_path: Path,
                                                    output_dir: Path) -> None:
-    genesys_env.configure(token_lifetime_seconds=1, latency=20)
-    report = enrich(write_customers(tmp_path / "in.csv", [phone(n) for n in range(150)]), output_dir, "token",
+    genesys_env.configure(token_lifetime_seconds=1, latency=20)  # 400 rows x 20 ms / 4 in flight >= 2 s > 1 s
+    report = enrich(write_customers(tmp_path / "in.csv", [phone(n) for n in range(400)]), output_dir, "token",
                     concurrency=4)
 
-    assert report["failed"] == 0 and report["succeeded"] == 150
+    assert report["failed"] == 0 and report["succeeded"] == 400
     assert genesys_env.stats()["tokens_issued"] >= 2
 
 
