@@ -21,6 +21,7 @@ the result table's own columns (`RESERVED_COLUMNS`). Every problem is a `Configu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -32,7 +33,7 @@ from typing import Any, Literal, cast
 import pyarrow as pa
 import yaml
 from jsonpath_ng import jsonpath
-from jsonpath_ng.ext import parse as parse_jsonpath
+from jsonpath_ng.ext import parse as _parse_jsonpath
 
 from dataactions.errors import ConfigurationError
 from dataactions.normalize import COLUMN_TYPES, MISSING, ValueMismatch, coerce_value
@@ -211,7 +212,7 @@ def compile_path(path: Any, where: str = "path") -> tuple[str, bool, TLookup]:
         raise ConfigurationError(f"{where}: 'path' must be a JSONPath starting with '$', e.g. \"$.customer.id\"")
     path = path.strip()
     try:
-        expression = parse_jsonpath(path)
+        expression = _parsed(path)
     except Exception as exc:  # jsonpath-ng raises bare Exceptions and lexer errors alike
         raise ConfigurationError(f"{where}: {path!r} is not valid JSONPath: {exc}") from None
     steps = _plain_steps(expression)
@@ -220,6 +221,13 @@ def compile_path(path: Any, where: str = "path") -> tuple[str, bool, TLookup]:
     if _WILDCARD in steps:
         return path, False, _fan_out_lookup(steps)
     return path, True, _steps_lookup(steps)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(path: str) -> Any:
+    """jsonpath-ng's parser takes 1-2 ms a path; a process running run after run (a worker, `serve`, the
+    benchmarks) parses each path once. Its expressions are only ever read."""
+    return _parse_jsonpath(path)
 
 
 class _Wildcard:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -54,8 +55,12 @@ async def publish_report(report: RunReport) -> None:
                                              f"at most {FAILURES_SHOWN} are listed)")
 
 
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
 class RunProgress:
-    """A progress artifact, moved as the run's batches finish: one update in flight at a time, the last one wins."""
+    """A progress artifact, moved as the run's batches finish: one update in flight at a time, at most one a
+    second (each is a call to the Prefect API), the last one wins."""
 
     def __init__(self, run_id: str, artifact_id: UUID, total: int) -> None:
         self.run_id = run_id
@@ -63,6 +68,7 @@ class RunProgress:
         self.total = total
         self.done = 0
         self._sent = 0.0
+        self._sent_at = -PROGRESS_INTERVAL_SECONDS
         self._pushing: asyncio.Task[None] | None = None
         self._unlisten = listen(self._on_batch)
 
@@ -77,22 +83,25 @@ class RunProgress:
         if self._pushing is None or self._pushing.done():
             self._pushing = asyncio.ensure_future(self._push())
 
-    async def _push(self) -> None:
+    async def _push(self, *, throttled: bool = True) -> None:
         while self._sent != self.percent:
+            if throttled:
+                await asyncio.sleep(max(0.0, self._sent_at + PROGRESS_INTERVAL_SECONDS - time.monotonic()))
             value = self.percent
             try:
                 await aupdate_progress_artifact(self.artifact_id, value)
             except Exception as exc:  # progress is a courtesy: it never fails a run
                 get_run_logger().warning("could not update the progress artifact: %s", exc)
                 return
-            self._sent = value
+            self._sent, self._sent_at = value, time.monotonic()
 
     async def aclose(self) -> None:
-        """Stop listening and wait for the last update (the bar shows where the run ended)."""
+        """Stop listening and send the final figure at once (the bar shows where the run ended)."""
         self._unlisten()
         if self._pushing is not None:
-            await self._pushing
-        await self._push()
+            self._pushing.cancel()  # rather than wait out its pause: the update below says where the run ended
+            await asyncio.gather(self._pushing, return_exceptions=True)
+        await self._push(throttled=False)
 
 
 async def start_progress(spec: JobSpec) -> RunProgress:
