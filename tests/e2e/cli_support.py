@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from dataactions.emulator import EmulatorServer, Scenario
 from dataactions.emulator.scenario import Credential
+from scripts.local_stack import api_url, free_port, start_server, wait_for_health
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPING = REPO / "data" / "mappings" / "customer_by_phone.yaml"
@@ -188,3 +189,16 @@ def emulator_with_client(client_id: str, client_secret: str) -> Iterator[Emulato
         "rate_limit": None, "credentials": [Credential(client_id=client_id, client_secret=client_secret)]})
     with EmulatorServer(scenario) as server:
         yield server
+
+
+@contextmanager
+def prefect_server_at(home: Path, *, timeout: float = 180.0) -> Iterator[str]:
+    """A real `prefect server start` on a free loopback port, its database under `home` (a fresh one migrates in
+    ~20 s); yields its API URL and stops it on exit."""
+    port = free_port()
+    server = start_server(home, port, ui=False, log=home / "server.log")
+    try:
+        wait_for_health(api_url(port), server, timeout=timeout)
+        yield api_url(port)
+    finally:
+        server.stop()

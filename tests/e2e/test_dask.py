@@ -11,7 +11,6 @@ process-wide events worker would stay bound to this module's server after it sto
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import secrets
@@ -33,7 +32,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName  # n
 
 from dataactions.emulator import EmulatorProcess, Scenario  # noqa: E402
 from dataactions.emulator.scenario import Credential, RateLimit  # noqa: E402
-from scripts.local_stack import REPO, api_url, free_port, start_server, wait_for_health, wait_until  # noqa: E402
+from scripts.local_stack import REPO, wait_until  # noqa: E402
+from tests.e2e.cli_support import prefect_server_at, write_customers  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -60,15 +60,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A real `prefect server start` on a free loopback port (a fresh DB migrates in ~20 s)."""
     home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    server = start_server(home, port, ui=False, log=home / "server.log")
-    try:
-        wait_for_health(api_url(port), server, timeout=180)
-        yield api_url(port), home
-    finally:
-        server.stop()
+    with prefect_server_at(home) as api:
+        yield api, home
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +80,6 @@ def stack(prefect_server: tuple[str, Path], tmp_path_factory: pytest.TempPathFac
             env.setenv(name, value)  # before the cluster starts: its worker processes inherit this environment
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
             yield Stack(api, emulator, cluster)
-
-
-def write_customers(path: Path, rows: int) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["customer_ref", "phoneNumber"])
-        writer.writerows([f"D{n:05d}", f"+1555{n:07d}"] for n in range(1, rows + 1))
-    return path
 
 
 def run_on_dask(stack: Stack, source: Path, output_dir: Path, run_id: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ PREFECT_HOME, the deployments come from `prefect deploy --all --prefect-file pre
 
 from __future__ import annotations
 
-import csv
 import json
 import secrets
 from collections.abc import Iterator
@@ -32,18 +31,14 @@ from prefect.client.schemas.objects import FlowRun, TaskRun
 from dataactions.emulator import EmulatorServer
 from scripts.local_stack import (
     Service,
-    api_url,
     deploy_all,
     ensure_work_pool,
-    free_port,
     prefect_env,
-    start_server,
     start_worker,
-    wait_for_health,
     wait_until,
     worker_env,
 )
-from tests.e2e.cli_support import emulator_with_client
+from tests.e2e.cli_support import emulator_with_client, prefect_server_at, write_customers
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +63,10 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    api = api_url(port)
-    server = start_server(home, port, ui=False, log=home / "server.log")
-    try:
-        wait_for_health(api, server, timeout=150)
+    with prefect_server_at(home) as api:
         ensure_work_pool(api)
         output = deploy_all(prefect_env(home, api))
         yield Deployed(api, home, output)
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +79,6 @@ def emulator() -> Iterator[EmulatorServer]:
 def client(deployed: Deployed) -> Iterator[SyncPrefectClient]:
     with SyncPrefectClient(deployed.api) as prefect:
         yield prefect
-
-
-def write_customers(path: Path, rows: int) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["customer_ref", "phoneNumber"])
-        writer.writerows([f"E{n:04d}", f"+1555{n:07d}"] for n in range(1, rows + 1))
-    return path
 
 
 def run_worker_once(deployed: Deployed, emulator: EmulatorServer, log: Path) -> Service:
