@@ -2,7 +2,8 @@
 
 A run talks to an emulator over loopback and to the session's Prefect API (the test harness, whose URL the
 parent passes down), so no process of its own but the CLI is started; it runs in its own session and is always
-stopped by its process-group id. Waits poll a condition against a deadline.
+stopped by its process-group id. Waits poll a condition against a deadline. The tests that need a real Prefect
+server (deployments, Dask workers) start one with `prefect_server_at`.
 """
 
 from __future__ import annotations
