@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +91,9 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     from dataactions.emulator import EmulatorProcess
     from dataactions.runtime import settle_heap
 
-    work = Path(tempfile.mkdtemp(prefix="dataactions-layers-"))
     figures: dict[str, list[tuple[float, float]]] = {layer: [] for layer in LAYERS}
-    with EmulatorProcess(bench_scenario()) as emulator, _removed_after(work):
+    with EmulatorProcess(bench_scenario()) as emulator, tempfile.TemporaryDirectory(prefix="layers-") as tmp:
+        work = Path(tmp)
         point_at(emulator.base_url)
         input_path = write_rows(work / "rows.csv", args.rows)
         payloads = load_payloads(input_path)
@@ -113,14 +111,6 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     for layer, (cpu, rate) in medians.items():
         print(f"{layer:8s} {cpu:5.0f} µs CPU per row  {rate:7.0f} rows/s")
     return medians
-
-
-@contextmanager
-def _removed_after(path: Path) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":
