@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["run_windowed"]
+__all__ = ["grouped", "run_windowed"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def grouped(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive items in lists of `size` (the last one shorter), pulled lazily."""
+    group: list[T] = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 async def run_windowed(

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from dataactions.batching import run_windowed
+from dataactions.batching import grouped, run_windowed
 from dataactions.errors import CircuitOpenError, RunStopped
 from dataactions.job import JobSpec, Mode
 from dataactions.pipeline import BatchSummary, part_name
@@ -22,7 +22,7 @@ from dataactions.runs import batches_for, begin_run, plan_run
 from dataactions.runtime import close_runtime
 from dataactions.sink import PartStore
 from flows.runners import Runner, batch_runner
-from tasks.enrich import batch_cache, enrich_batch_task, health_check
+from tasks.enrich import batch_cache, enrich_batches_task, health_check
 from tasks.report import publish_report, start_progress
 
 __all__ = ["bulk_enrich"]
@@ -95,26 +95,28 @@ async def bulk_enrich(
 async def _enrich_batches(spec: JobSpec, window: int, runner: Runner,
                           dask_address: str | None) -> tuple[list[BatchSummary], str | None]:
     committed = PartStore(spec.output_dir, "results").parts(spec.run_id)
-    cached = enrich_batch_task.with_options(cache_policy=batch_cache(spec))
+    cached = enrich_batches_task.with_options(cache_policy=batch_cache(spec))
     pending = cached.with_options(refresh_cache=True)
     ceiling = FailureCeiling(spec.max_failed_rows)
     summaries: list[BatchSummary] = []
 
-    def start(batch: InputBatch):  # type: ignore[no-untyped-def]
-        return where.start(cached if part_name(batch) in committed else pending, batch)
+    def start(group: list[InputBatch]):  # type: ignore[no-untyped-def]
+        done = all(part_name(batch) in committed for batch in group)
+        return where.start(cached if done else pending, group)
 
-    def on_done(summary: BatchSummary) -> None:
-        summary.resumed = summary.part in committed
-        summaries.append(summary)
-        publish_progress(spec.run_id, summary)
-        reason = ceiling.add(summary)
-        if reason:
-            raise RunStopped(reason)
+    def on_done(finished: list[BatchSummary]) -> None:
+        for summary in finished:
+            summary.resumed = summary.part in committed
+            summaries.append(summary)
+            publish_progress(spec.run_id, summary)
+            reason = ceiling.add(summary)
+            if reason:
+                raise RunStopped(reason)
 
-    batches = batches_for(spec)
+    groups = grouped(batches_for(spec), spec.batches_per_task)
     try:
         async with batch_runner(runner, spec, window, dask_address) as where:
-            await run_windowed(batches, start, where.window, on_done)
+            await run_windowed(groups, start, where.window, on_done)
     except (RunStopped, CircuitOpenError) as stop:
         get_run_logger().warning("run %s stopped: %s", spec.run_id, stop)
         return summaries, str(stop)

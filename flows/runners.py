@@ -42,10 +42,10 @@ class BatchRunner:
 
     spec: JobSpec
     window: int
-    _submit: Callable[[BatchTask, JobSpec, InputBatch], Awaitable[BatchSummary]]
+    _submit: Callable[[BatchTask, JobSpec, list[InputBatch]], Awaitable[list[BatchSummary]]]
 
-    def start(self, task: BatchTask, batch: InputBatch) -> Awaitable[BatchSummary]:
-        return self._submit(task, self.spec, batch)
+    def start(self, task: BatchTask, batches: list[InputBatch]) -> Awaitable[list[BatchSummary]]:
+        return self._submit(task, self.spec, batches)
 
 
 @asynccontextmanager
@@ -65,15 +65,16 @@ async def batch_runner(runner: Runner, spec: JobSpec, window: int,
         get_run_logger().info(
             "batches on Dask at %s, %d in flight, each with a share of the limits: %g requests/min per OAuth "
             "client, %d in flight", client.scheduler.address, window, share.rate_per_minute, share.concurrency)
-        yield BatchRunner(share, window, lambda task, task_spec, batch: _on_dask(task_runner, task, task_spec, batch))
+        yield BatchRunner(share, window,
+                          lambda task, task_spec, batches: _on_dask(task_runner, task, task_spec, batches))
     finally:
         await asyncio.to_thread(task_runner.__exit__, None, None, None)
 
 
-async def _in_flow_loop(task: BatchTask, spec: JobSpec, batch: InputBatch) -> BatchSummary:
-    # quote: Prefect would otherwise walk every row of the batch twice per task run looking for futures to
+async def _in_flow_loop(task: BatchTask, spec: JobSpec, batches: list[InputBatch]) -> list[BatchSummary]:
+    # quote: Prefect would otherwise walk every row of the batches twice per task run looking for futures to
     # resolve (visit_collection), about a tenth of the flow's CPU at 500 rows per batch (make bench)
-    return await task(spec, quote(batch))  # type: ignore[no-any-return]
+    return await task(spec, quote(batches))  # type: ignore[no-any-return]
 
 
 def _dask_task_runner(window: int, address: str | None) -> Any:
@@ -93,14 +94,15 @@ def _dask_task_runner(window: int, address: str | None) -> Any:
                                           "processes": True})
 
 
-async def _on_dask(task_runner: Any, task: BatchTask, spec: JobSpec, batch: InputBatch) -> BatchSummary:
+async def _on_dask(task_runner: Any, task: BatchTask, spec: JobSpec,
+                   batches: list[InputBatch]) -> list[BatchSummary]:
     """Submit one batch task to the cluster and wait for it without blocking the flow's event loop.
 
     Cancelled (the run stopped, or another batch failed), it cancels the Dask future too.
     """
-    # Not quote(batch): Dask ships the parameters as they are, and the worker's task engine would get the
+    # Not quote(batches): Dask ships the parameters as they are, and the worker's task engine would get the
     # annotation (a namedtuple, which Dask rebuilds as a plain tuple) instead of the batch.
-    future = task_runner.submit(task, parameters={"spec": spec, "batch": batch})
+    future = task_runner.submit(task, parameters={"spec": spec, "batches": batches})
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[None] = loop.create_future()
 

@@ -20,7 +20,7 @@ from dataactions.pipeline import BatchSummary, enrich_batch
 from dataactions.readers import InputBatch
 from dataactions.runtime import runtime_for, runtime_scope
 
-__all__ = ["batch_cache", "enrich_batch_task", "health_check"]
+__all__ = ["batch_cache", "enrich_batches_task", "health_check"]
 
 
 def retry_only_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -39,9 +39,10 @@ class BatchCache(CachePolicy):
     def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any],
                     flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
         spec: JobSpec = inputs["spec"]
-        batch: InputBatch = inputs["batch"]
+        batches: list[InputBatch] = inputs["batches"]
         identity = spec.results_identity(_file_digest(spec.mapping_path))
-        return hashlib.sha256(f"{identity}:{batch.index}:{batch.digest()}".encode()).hexdigest()
+        contents = ",".join(f"{batch.index}:{batch.digest()}" for batch in batches)
+        return hashlib.sha256(f"{identity}:{contents}".encode()).hexdigest()
 
 
 def _file_digest(path: str | None) -> str:
@@ -60,20 +61,33 @@ async def health_check(spec: JobSpec) -> dict[str, Any]:
     return found
 
 
+def _batches_run_name(parameters: dict[str, Any]) -> str:
+    batches: list[InputBatch] = parameters["batches"]
+    first, last = batches[0], batches[-1]
+    if first is last:
+        return f"batch {first.index} (rows {first.first_row}+)"
+    return f"batches {first.index}-{last.index} (rows {first.first_row}-{last.last_row})"
+
+
 @task(
-    name="enrich-batch",
-    task_run_name="batch {batch.index} (rows {batch.first_row}+)",
+    name="enrich-batches",
+    task_run_name=_batches_run_name,
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_only_transient,
     cache_policy=NO_CACHE,
 )
-async def enrich_batch_task(spec: JobSpec, batch: InputBatch) -> BatchSummary:
+async def enrich_batches_task(spec: JobSpec, batches: list[InputBatch]) -> list[BatchSummary]:
+    """Enrich consecutive batches one after the other, each committed on its own (a retry skips those)."""
+    summaries = []
     async with runtime_scope(spec) as runtime:  # the flow's shared one, or this task's own on a Dask worker
         await runtime.ensure_action()
-        summary = await enrich_batch(runtime, batch)
-    get_run_logger().info(
-        "batch %d: %d rows, %d succeeded, %d failed, %d rejected%s", summary.index, summary.rows,
-        summary.succeeded, summary.failed, summary.rejected, " (already committed)" if summary.resumed else "")
-    return summary
+        for batch in batches:
+            summary = await enrich_batch(runtime, batch)
+            get_run_logger().info(
+                "batch %d: %d rows, %d succeeded, %d failed, %d rejected%s", summary.index, summary.rows,
+                summary.succeeded, summary.failed, summary.rejected,
+                " (already committed)" if summary.resumed else "")
+            summaries.append(summary)
+    return summaries

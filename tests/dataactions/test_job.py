@@ -1,4 +1,5 @@
-"""JobSpec's share of the limits, and the runtimes tasks open: shared in the flow's loop, their own elsewhere."""
+"""JobSpec's share of the limits, its batches per task run, and the runtimes tasks open: shared in the flow's loop,
+their own elsewhere."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from dataactions.auth import PROCESS_TOKENS
 from dataactions.emulator import EmulatorServer
 from dataactions.errors import ConfigurationError
-from dataactions.job import JobSpec
+from dataactions.job import UNLIMITED_BATCHES_PER_TASK, JobSpec, plan_job
 from dataactions.runtime import Runtime, close_runtime, runtime_for, runtime_scope
 from tests.dataactions.conftest import CLIENT_ID, CLIENT_SECRET, CUSTOMER_ACTION
 
@@ -72,3 +73,29 @@ def test_in_the_flows_loop_a_task_uses_the_shared_runtime_and_leaves_it_open(
         await close_runtime(spec)
 
     asyncio.run(flow())
+
+
+@pytest.mark.parametrize(("rate", "ceiling", "setting", "expected"), [
+    (290, None, None, 1),  # a rate-limited batch lasts long enough to be a task run of its own
+    (0, None, None, UNLIMITED_BATCHES_PER_TASK),  # an unlimited one does not: Prefect's cost per task shows
+    (0, 5, None, 1),  # the failure ceiling is checked as task runs end: after every batch
+    (0, None, "3", 3),
+    (290, 5, "2", 2),
+])
+def test_batches_per_task_follow_the_rate_limit_and_the_failure_ceiling_unless_set(
+        genesys_env: EmulatorServer, spec: JobSpec, monkeypatch: pytest.MonkeyPatch,
+        rate: float, ceiling: float | None, setting: str | None, expected: int) -> None:
+    if setting is None:
+        monkeypatch.delenv("DATAACTIONS_BATCHES_PER_TASK", raising=False)
+    else:
+        monkeypatch.setenv("DATAACTIONS_BATCHES_PER_TASK", setting)
+    planned = plan_job(input_path=spec.input_path, rate_per_minute=rate, action_id=CUSTOMER_ACTION,
+                       max_failed_rows=ceiling)
+    assert planned.batches_per_task == expected
+
+
+def test_a_bad_batches_per_task_setting_fails_at_planning(genesys_env: EmulatorServer, spec: JobSpec,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATAACTIONS_BATCHES_PER_TASK", "0")
+    with pytest.raises(ConfigurationError, match="DATAACTIONS_BATCHES_PER_TASK: Input should be greater than or equal to 1"):
+        plan_job(input_path=spec.input_path, action_id=CUSTOMER_ACTION)

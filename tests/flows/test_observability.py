@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import Artifact
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,6 +23,7 @@ from dataactions.pipeline import BatchSummary
 from dataactions.progress import listen
 from dataactions.telemetry import shutdown_metrics
 from flows.enrich import bulk_enrich
+from tests.e2e.cli_support import poll
 from tests.flows.conftest import CUSTOMER_ACTION
 from tests.flows.support import MAPPING, phone, write_customers
 
@@ -85,6 +86,30 @@ def test_a_run_publishes_its_report_its_failures_and_its_progress(
     assert "phoneNumber" in failures[1]["error_message"] and "not a phone" not in json.dumps(failures)
 
     assert artifacts["enrich-observed-progress"].data == 100.0
+
+
+async def _batch_task_names(flow_run_id: Any) -> list[str]:
+    async with get_client() as client:
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return sorted(run.name for run in runs if run.name.startswith("batch"))
+
+
+def test_consecutive_batches_share_a_task_run_and_each_is_committed_and_counted_on_its_own(
+        genesys_env: EmulatorServer, tmp_path: Path, output_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATAACTIONS_BATCHES_PER_TASK", "2")
+    progress: list[int] = []
+    unlisten = listen(lambda run_id, summary: progress.append(summary.index))
+    try:
+        report, flow_run_id = run_flow(write_customers(tmp_path / "in.csv", [phone(n) for n in range(36)]),
+                                       output_dir, "grouped")  # 5 batches of 8 rows (the last one 4)
+    finally:
+        unlisten()
+
+    expected = ["batch 4 (rows 33+)", "batches 0-1 (rows 1-16)", "batches 2-3 (rows 17-32)"]
+    poll(lambda: asyncio.run(_batch_task_names(flow_run_id)) == expected, 30, "the task runs to be recorded")
+    assert sorted(progress) == [0, 1, 2, 3, 4] and report["batches"] == 5 and report["succeeded"] == 36
+    parts = sorted(path.name for path in (output_dir / "results" / "run_id=grouped").glob("*.parquet"))
+    assert len(parts) == 5 and parts[0].startswith("part-000000-") and parts[4].startswith("part-000004-")
 
 
 def test_a_rerun_publishes_the_whole_run_again(genesys_env: EmulatorServer, tmp_path: Path,

@@ -8,12 +8,12 @@ import pytest
 from prefect.states import exception_to_failed_state
 
 from dataactions.errors import CircuitOpenError, ErrorDetails, ServiceUnavailableError, TransportError
-from tasks.enrich import enrich_batch_task, retry_only_transient
+from tasks.enrich import enrich_batches_task, retry_only_transient
 
 
 async def condition_in_the_task_engine(error: BaseException) -> bool:
     """Prefect calls the condition inside the async task's running event loop, where it must not return a coroutine."""
-    return retry_only_transient(enrich_batch_task, None, await exception_to_failed_state(error))  # type: ignore[arg-type]
+    return retry_only_transient(enrich_batches_task, None, await exception_to_failed_state(error))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("error, retried", [
