@@ -6,10 +6,23 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["grouped", "run_windowed"]
+__all__ = ["group_size", "grouped", "run_windowed"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def group_size(items: int, window: int, most: int) -> int:
+    """How many of `items` to group, at most `most`, so that the groups come in full rounds of `window`.
+
+    Groups run `window` at a time and each works through its items in turn: a last round of fewer groups than
+    `window` would leave the rest of the window idle while it works (40 items, 4 at a time, at most 8 per
+    group: 8 groups of 5, not 5 of 8).
+    """
+    if most <= 1 or items <= window:
+        return 1
+    rounds = -(-items // (window * most))
+    return -(-items // (window * rounds))
 
 
 def grouped(items: Iterable[T], size: int) -> Iterator[list[T]]:

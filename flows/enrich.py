@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from dataactions.batching import grouped, run_windowed
+from dataactions.batching import group_size, grouped, run_windowed
 from dataactions.errors import CircuitOpenError, RunStopped
 from dataactions.job import JobSpec, Mode
 from dataactions.pipeline import BatchSummary, part_name
@@ -78,7 +78,7 @@ async def bulk_enrich(
     try:
         await health_check(spec)
         begin_run(spec)
-        summaries, stopped = await _enrich_batches(spec, batches_in_flight, runner, dask_address)
+        summaries, stopped = await _enrich_batches(spec, progress.total, batches_in_flight, runner, dask_address)
     finally:
         await close_runtime(spec)
         await progress.aclose()
@@ -92,7 +92,7 @@ async def bulk_enrich(
     return report.as_dict()
 
 
-async def _enrich_batches(spec: JobSpec, window: int, runner: Runner,
+async def _enrich_batches(spec: JobSpec, rows: int, window: int, runner: Runner,
                           dask_address: str | None) -> tuple[list[BatchSummary], str | None]:
     committed = PartStore(spec.output_dir, "results").parts(spec.run_id)
     cached = enrich_batches_task.with_options(cache_policy=batch_cache(spec))
@@ -113,10 +113,10 @@ async def _enrich_batches(spec: JobSpec, window: int, runner: Runner,
             if reason:
                 raise RunStopped(reason)
 
-    groups = grouped(batches_for(spec), spec.batches_per_task)
     try:
         async with batch_runner(runner, spec, window, dask_address) as where:
-            await run_windowed(groups, start, where.window, on_done)
+            size = group_size(-(-rows // spec.batch_size), where.window, spec.batches_per_task)
+            await run_windowed(grouped(batches_for(spec), size), start, where.window, on_done)
     except (RunStopped, CircuitOpenError) as stop:
         get_run_logger().warning("run %s stopped: %s", spec.run_id, stop)
         return summaries, str(stop)
