@@ -195,9 +195,9 @@ class Bench:
         ideal = self.concurrency / (latency_ms / 1000)
         pipeline = []
         for _ in range(max(1, self.reps - 1)):
-            with StatsPoller(self.emulator, interval=0.05) as poller:
-                run = self.flow(path, self.new_run_id("latency"))
-            run["sending_rows_per_second"] = _sending_rate(poller.samples)
+            self.emulator.reset()  # counters only: the span of this run's executes
+            run = self.flow(path, self.new_run_id("latency"))
+            run["sending_rows_per_second"] = _sending_rate(self.emulator.stats(include_inputs=False))
             pipeline.append(run)
         stack = self.baseline("httpx_stack", load_payloads(path))
         best = median([r["rows_per_second"] for r in pipeline])
@@ -308,17 +308,14 @@ def _rounded(result: dict[str, Any]) -> dict[str, Any]:
     return {key: round(value, 3) if isinstance(value, float) else value for key, value in result.items()}
 
 
-def _sending_rate(samples: list[tuple[float, dict[str, Any]]]) -> float | None:
-    """Executes/s the emulator served from the first to the last execute of a run (0.05 s samples): the rate
+def _sending_rate(stats: dict[str, Any]) -> float | None:
+    """Executes/s the emulator served from its first to its last execute of a run (its own clock): the rate
     while rows were being sent, without the flow's fixed start and finish."""
-    counts = [(at, sum(s["executions"].values())) for at, s in samples]
-    final = counts[-1][1] if counts else 0
-    started = next((at for at, n in counts if n > 0), None)
-    ended = next((at for at, n in counts if n == final), None)
-    if not final or started is None or ended is None or ended <= started:
+    executions = sum(stats["executions"].values())
+    span = stats.get("execution_span") or []
+    if executions < 2 or len(span) < 2 or span[1] <= span[0]:
         return None
-    first = next(n for at, n in counts if at == started)
-    return round((final - first) / (ended - started), 1)
+    return round((executions - 1) / (span[1] - span[0]), 1)
 
 
 def _steady_rate(samples: list[tuple[float, dict[str, Any]]]) -> float | None:

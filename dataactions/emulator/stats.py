@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict, deque
 from typing import Any
 
@@ -31,6 +32,7 @@ class Stats:
         self.tokens_by_client: Counter[str] = Counter()
         self.peak_in_window: Counter[str] = Counter()
         self._windows: defaultdict[str, deque[float]] = defaultdict(deque)
+        self.execution_span: list[float] = []  # monotonic seconds of the first and the last execute
 
     def count_admitted(self, client_id: str, now: float, window_seconds: float) -> None:
         """An API request passed the rate limit: count it for its OAuth client, and track the most requests
@@ -51,6 +53,11 @@ class Stats:
     def count_execution(self, action_id: str, digest: str) -> int:
         """Count an execute that reached the action; return this input's attempt number (1-based)."""
         self.executions[action_id] += 1
+        now = time.monotonic()
+        if self.execution_span:
+            self.execution_span[1] = now
+        else:
+            self.execution_span = [now, now]
         per_input = self.by_input[action_id]
         per_input[digest] += 1
         return per_input[digest]
@@ -72,6 +79,7 @@ class Stats:
     def snapshot(self, include_inputs: bool = True) -> dict[str, Any]:
         return {
             "executions": dict(self.executions),
+            "execution_span": list(self.execution_span),
             "by_input": {action: dict(counts) for action, counts in self.by_input.items()} if include_inputs else {},
             "tests": dict(self.tests),
             "responses": {str(status): count for status, count in sorted(self.responses.items())},

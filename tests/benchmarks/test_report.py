@@ -25,8 +25,7 @@ def test_ratios_are_of_the_medians_and_the_table_says_which_targets_are_met() ->
     assert "0 rows sent again" in table
 
 
-def test_the_sending_rate_spans_the_first_to_the_last_execute() -> None:
-    samples = [(0.0, {"executions": {}}), (1.0, {"executions": {"a": 10}}), (2.0, {"executions": {"a": 110}}),
-               (3.0, {"executions": {"a": 210}}), (4.0, {"executions": {"a": 210}})]
-    assert _sending_rate(samples) == 100.0
-    assert _sending_rate([(0.0, {"executions": {}})]) is None
+def test_the_sending_rate_spans_the_first_to_the_last_execute_on_the_emulators_clock() -> None:
+    assert _sending_rate({"executions": {"a": 201}, "execution_span": [10.0, 12.0]}) == 100.0
+    assert _sending_rate({"executions": {"a": 1}, "execution_span": [10.0, 10.0]}) is None
+    assert _sending_rate({"executions": {}, "execution_span": []}) is None

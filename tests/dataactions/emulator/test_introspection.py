@@ -12,6 +12,7 @@ EXECUTE = f"/api/v2/integrations/actions/{CUSTOMER}/execute"
 
 STATS_KEYS = {
     "executions",
+    "execution_span",
     "by_input",
     "tests",
     "responses",
@@ -48,6 +49,17 @@ def test_stats_count_api_and_token_responses_apart_and_not_introspection(
     assert stats["responses"] == {"200": 1, "400": 1} and stats["requests"] == 2
     assert stats["token_responses"] == {"200": 1, "401": 1}
     assert stats["max_in_flight"] == 1 and stats["in_flight"] == 0
+
+
+def test_the_execution_span_runs_from_the_first_to_the_last_execute(api: httpx.Client, emu: EmulatorServer) -> None:
+    assert emu.stats()["execution_span"] == []
+    api.post(EXECUTE, json={"phoneNumber": PHONE})
+    first = emu.stats()["execution_span"]
+    api.post(EXECUTE, json={"phoneNumber": PHONE})
+    second = emu.stats()["execution_span"]
+    assert first[0] == first[1] == second[0] < second[1]
+    emu.reset()
+    assert emu.stats()["execution_span"] == []
 
 
 def test_stats_can_leave_out_the_per_input_counts(api: httpx.Client, emu: EmulatorServer) -> None:
