@@ -100,20 +100,21 @@ def plan_job(*, input_path: str, run_id: str | None = None, batch_size: int | No
     settings = settings_with_credentials(batch_size=batch_size, concurrency=concurrency,
                                          rate_per_minute=rate_per_minute, output_dir=output_dir)
     pipeline = settings.pipeline
+    per_task = pipeline.batches_per_task or _batches_per_task(pipeline.rate_per_minute, choices.get("max_failed_rows"))
     spec = JobSpec(input_path=input_path, run_id=run_id or new_run_id(), batch_size=pipeline.batch_size,
-                   batches_per_task=pipeline.batches_per_task or _batches_per_task(pipeline.rate_per_minute, choices),
+                   batches_per_task=per_task,
                    concurrency=pipeline.concurrency, rate_per_minute=pipeline.rate_per_minute,
                    output_dir=str(pipeline.output_dir), **choices)  # type: ignore[arg-type]
     return spec.with_absolute_paths()
 
 
-def _batches_per_task(rate_per_minute: float, choices: dict[str, object]) -> int:
+def _batches_per_task(rate_per_minute: float, max_failed_rows: object) -> int:
     """Under a rate limit a batch lasts long enough (500 rows at 290/min: ~100 s) to be a task run of its own.
     Without one it lasts well under a second, and Prefect's cost per task run (~15 ms here, and as much again in
     the server recording it) took ~15 % of the throughput at 1 batch per task; up to 8 per task, ~5 %.
     The flow learns a batch's outcome when its task run ends, so a failure ceiling keeps 1 batch per task.
     """
-    if rate_per_minute > 0 or choices.get("max_failed_rows") is not None:
+    if rate_per_minute > 0 or max_failed_rows is not None:
         return 1
     return UNLIMITED_BATCHES_PER_TASK
 
