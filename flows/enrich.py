@@ -105,13 +105,14 @@ async def _enrich_batches(spec: JobSpec, rows: int, window: int, runner: Runner,
         return where.start(cached if done else pending, group)
 
     def on_done(finished: list[BatchSummary]) -> None:
-        for summary in finished:
+        reason = None
+        for summary in finished:  # all committed: every one is counted before the ceiling can stop the run
             summary.resumed = summary.part in committed
             summaries.append(summary)
             publish_progress(spec.run_id, summary)
             reason = ceiling.add(summary)
-            if reason:
-                raise RunStopped(reason)
+        if reason:
+            raise RunStopped(reason)
 
     try:
         async with batch_runner(runner, spec, window, dask_address) as where:

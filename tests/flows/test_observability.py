@@ -112,6 +112,26 @@ def test_consecutive_batches_share_a_task_run_and_each_is_committed_and_counted_
     assert len(parts) == 5 and parts[0].startswith("part-000000-") and parts[4].startswith("part-000004-")
 
 
+def test_a_failure_ceiling_passed_inside_a_task_run_still_reports_all_its_committed_batches(
+        genesys_env: EmulatorServer, tmp_path: Path, output_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATAACTIONS_BATCHES_PER_TASK", "2")
+    genesys_env.configure(faults=[{"kind": "status", "status": 500, "match": {"phoneNumber": [phone(1), phone(2)]}}])
+    try:
+        state = asyncio.run(bulk_enrich(
+            input_path=str(write_customers(tmp_path / "in.csv", [phone(n) for n in range(40)])),
+            output_dir=str(output_dir), run_id="ceiling", action_id=CUSTOMER_ACTION, mapping_path=str(MAPPING),
+            key_column="customer_ref", rate_per_minute=0, batch_size=8, concurrency=8, batches_in_flight=1,
+            max_failed_rows=1, return_state=True))
+    finally:
+        genesys_env.configure(faults=[])
+
+    assert state.is_failed() and "passed the ceiling" in str(state.message)
+    committed = pd.read_parquet(output_dir / "results", filters=[("run_id", "=", "ceiling")])
+    assert len(committed) == 16, "the stopping task run held batches 0 and 1, both committed"
+    report = str(artifacts_of(state.state_details.flow_run_id)["enrich-ceiling"].data)
+    assert "| 16 | 14 | 2 | 0 |" in report  # rows, succeeded, failed, rejected: both batches counted
+
+
 def test_a_rerun_publishes_the_whole_run_again(genesys_env: EmulatorServer, tmp_path: Path,
                                               output_dir: Path) -> None:
     source = write_customers(tmp_path / "in.csv", [phone(n) for n in range(10)] + ["bad"])
