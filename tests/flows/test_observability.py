@@ -30,12 +30,17 @@ from tests.flows.support import MAPPING, phone, write_customers
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def run_flow(input_path: Path, output_dir: Path, run_id: str) -> tuple[dict[str, Any], Any]:
-    """Run `bulk_enrich`; return its result and its flow run id."""
-    state = asyncio.run(bulk_enrich(
+def flow_state(input_path: Path, output_dir: Path, run_id: str, **options: Any) -> Any:
+    """Run `bulk_enrich` (batches of 8, no rate limit, `options` on top); return its final state."""
+    return asyncio.run(bulk_enrich(
         input_path=str(input_path), output_dir=str(output_dir), run_id=run_id, action_id=CUSTOMER_ACTION,
         mapping_path=str(MAPPING), key_column="customer_ref", rate_per_minute=0, batch_size=8, concurrency=8,
-        return_state=True))
+        return_state=True, **options))
+
+
+def run_flow(input_path: Path, output_dir: Path, run_id: str) -> tuple[dict[str, Any], Any]:
+    """Run `bulk_enrich`; return its result and its flow run id."""
+    state = flow_state(input_path, output_dir, run_id)
     return state.result(), state.state_details.flow_run_id
 
 
@@ -117,11 +122,8 @@ def test_a_failure_ceiling_passed_inside_a_task_run_still_reports_all_its_commit
     monkeypatch.setenv("DATAACTIONS_BATCHES_PER_TASK", "2")
     genesys_env.configure(faults=[{"kind": "status", "status": 500, "match": {"phoneNumber": [phone(1), phone(2)]}}])
     try:
-        state = asyncio.run(bulk_enrich(
-            input_path=str(write_customers(tmp_path / "in.csv", [phone(n) for n in range(40)])),
-            output_dir=str(output_dir), run_id="ceiling", action_id=CUSTOMER_ACTION, mapping_path=str(MAPPING),
-            key_column="customer_ref", rate_per_minute=0, batch_size=8, concurrency=8, batches_in_flight=1,
-            max_failed_rows=1, return_state=True))
+        state = flow_state(write_customers(tmp_path / "in.csv", [phone(n) for n in range(40)]), output_dir,
+                           "ceiling", batches_in_flight=1, max_failed_rows=1)
     finally:
         genesys_env.configure(faults=[])
 
