@@ -60,18 +60,22 @@ __all__ = ["ApiResponse", "GenesysClient", "Lane", "url_template"]
 
 _ACTIONS_PATH = "/api/v2/integrations/actions"
 _EXECUTIONS_PATH = "/api/v2/flows/executions"
-_CORRELATION_HEADER = "inin-correlation-id"
+_CORRELATION_HEADER = b"inin-correlation-id"
 _DEFAULT_HEADERS = {"User-Agent": "dataactions/0.1", "Accept": "application/json"}
 
 
 @dataclass(frozen=True, slots=True)
 class ApiResponse:
-    """A successful answer: its status, its JSON object body, Genesys's correlation id and the time it took."""
+    """A successful answer: its status, its JSON object body, Genesys's correlation id and the time it took.
+
+    `text` is the body as it came, when it is UTF-8 JSON text (else None): keeping it costs nothing, while writing
+    the decoded body out again as JSON cost a row a tenth of its landing (`make bench`)."""
 
     status: int
     body: dict[str, Any]
     correlation_id: str | None
     elapsed_seconds: float
+    text: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +290,9 @@ class GenesysClient:
     def _answer(self, lane: Lane, response: httpx.Response, elapsed: float) -> ApiResponse:
         status = response.status_code
         if 200 <= status < 300:
-            return ApiResponse(status, _json_object(response), response.headers.get(_CORRELATION_HEADER), elapsed)
+            content = response.content
+            return ApiResponse(status, _json_object(response), _correlation_id(response), elapsed,
+                               content if _is_utf8_object(content) else None)
         error = api_error_from_response(status, _json_or_none(response), dict(response.headers))
         if isinstance(error, RateLimitedError):
             retry_after = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
@@ -343,6 +349,21 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
             f"{type(body).__name__}, not an object"
         )
     return body
+
+
+def _correlation_id(response: httpx.Response) -> str | None:
+    """Genesys's correlation id of an answer, read from the raw header list: `Headers.get` first works out the
+    text encoding of every header, which made it cost about 2 µs an answer instead of 1."""
+    for name, value in response.headers.raw:
+        if name.lower() == _CORRELATION_HEADER:
+            return value.decode("latin-1")
+    return None
+
+
+def _is_utf8_object(content: bytes) -> bool:
+    """Whether JSON object text that `json.loads` accepted is UTF-8: it starts with `{` not followed by a NUL
+    (UTF-16 and UTF-32 put NULs beside the ASCII characters, a UTF-8 BOM comes before the `{`)."""
+    return content[:1] == b"{" and content[1:2] != b"\x00"
 
 
 def _json_or_none(response: httpx.Response) -> Any:

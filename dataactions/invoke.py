@@ -62,6 +62,8 @@ class Invocation:
     correlation_id: str | None = None
     rate_limited: int = 0
     """429 answers met on the way (each one was waited out and retried, or ended the row)."""
+    text: bytes | None = None
+    """`body` as it came on the wire (UTF-8 JSON), when the answer was all of it (executes); else None."""
 
 
 class Invoker:
@@ -119,7 +121,7 @@ class Invoker:
             raise
         except DataActionsError as exc:
             return self._failed(action_id, exc, attempts_of(exc), inputs, started, limited[0])
-        return self._succeeded(action_id, response, response.body, attempts, started, limited[0])
+        return self._succeeded(action_id, response, response.body, attempts, started, limited[0], response.text)
 
     async def run_workflow(self, flow_id: str, inputs: Mapping[str, Any], *, name: str | None = None) -> Invocation:
         """Launch a workflow for one row and poll it to its end (or its deadline)."""
@@ -187,13 +189,13 @@ class Invoker:
 
     def _succeeded(
         self, action: str, response: ApiResponse, body: dict[str, Any], attempts: int, started: float,
-        rate_limited: int = 0,
+        rate_limited: int = 0, text: bytes | None = None,
     ) -> Invocation:
         seconds = perf_counter() - started
         self._metrics.record_invocation(action, "succeeded", seconds)
         return Invocation(
             "succeeded", body, response.status, None, None, attempts, seconds * 1000.0, response.correlation_id,
-            rate_limited,
+            rate_limited, text,
         )
 
     def _failed(

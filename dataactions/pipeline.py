@@ -149,7 +149,7 @@ def _tables(rt: Runtime, rows: list[_Row]) -> tuple[pa.Table, pa.Table]:
 
 def _results_table(rt: Runtime, rows: list[_Row], mapped: pa.Table) -> pa.Table:
     raw = [None if rt.secure or not row.invocation or row.invocation.body is None
-           else raw_answer_json(row.invocation.body) for row in rows]
+           else row.invocation.text or raw_answer_json(row.invocation.body) for row in rows]
     return build_results_table(
         rt.mapping,
         row_key=[row.key for row in rows],

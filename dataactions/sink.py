@@ -98,13 +98,13 @@ def build_results_table(
     error_code: Sequence[str | None] | None = None,
     error_message: Sequence[str | None] | None = None,
     mapped: pa.Table | None = None,
-    raw_answer: Sequence[str | None] | None = None,
+    raw_answer: Sequence[str | bytes | None] | None = None,
     recorded_at: datetime | Sequence[datetime] | None = None,
 ) -> pa.Table:
     """A results part; each keyword is a column, given as a per-row list (a scalar is repeated, None is nulls).
 
     `mapped` is `normalize_batch(...).table`, aligned with the rows (None answers for failed/rejected rows);
-    `recorded_at` None means now.
+    `raw_answer` holds JSON text (bytes must be UTF-8); `recorded_at` None means now.
     """
     unknown = set(status) - RESULT_STATUSES
     if unknown:

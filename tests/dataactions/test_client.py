@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import aiohttp
 import httpx
 import pytest
 
-from dataactions.client import GenesysClient
+from dataactions.client import GenesysClient, _is_utf8_object
 from dataactions.emulator import EmulatorServer
 from dataactions.emulator.generators import customer_by_phone
 from dataactions.errors import (
@@ -62,7 +63,17 @@ async def test_execute_returns_the_action_answer(
         answer = await client.execute(CUSTOMER_ACTION, inputs)
     assert answer.status == 200 and answer.body == customer_by_phone(inputs)
     assert answer.correlation_id and answer.elapsed_seconds > 0
+    assert answer.text is not None and json.loads(answer.text) == answer.body  # the body as it came
     assert emulator.input_count(CUSTOMER_ACTION, inputs) == 1
+
+
+@pytest.mark.parametrize(("encoding", "kept"), [("utf-8", True), ("utf-8-sig", False), ("utf-16-le", False),
+                                                ("utf-16-be", False), ("utf-32-le", False)])
+def test_only_utf8_answer_text_is_kept_as_text(encoding: str, kept: bool) -> None:
+    """json.loads reads all of these; only UTF-8 without a BOM is stored as it came (results.raw_answer)."""
+    content = '{"name":"Zoë"}'.encode(encoding)
+    assert json.loads(content) == {"name": "Zoë"}
+    assert _is_utf8_object(content) is kept
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
