@@ -23,7 +23,7 @@ Mode = Literal["execute", "workflow"]
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-UNLIMITED_BATCHES_PER_TASK = 8
+UNLIMITED_BATCHES_PER_TASK = 16
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,8 @@ def plan_job(*, input_path: str, run_id: str | None = None, batch_size: int | No
 def _batches_per_task(rate_per_minute: float, max_failed_rows: object) -> int:
     """Under a rate limit a batch lasts long enough (500 rows at 290/min: ~100 s) to be a task run of its own.
     Without one it lasts well under a second, and Prefect's cost per task run (~15 ms here, and as much again in
-    the server recording it) took ~15 % of the throughput at 1 batch per task; up to 8 per task, ~5 %.
+    the server recording it) took ~15 % of the throughput at 1 batch per task; up to 8 per task, ~5 %; up to 16,
+    ~3 % more rows/s than 8 (interleaved flows of 20,000 rows).
     The flow learns a batch's outcome when its task run ends, so a failure ceiling keeps 1 batch per task.
     """
     if rate_per_minute > 0 or max_failed_rows is not None:

@@ -115,7 +115,7 @@ class PipelineSettings(BaseSettings):
     batches_per_task: int | None = Field(
         None, ge=1, le=10_000,
         description="at most this many batches per Prefect task run, enriched in turn, each committed on its "
-                    "own; unset: 1 under a rate limit or a failure ceiling, 8 without")
+                    "own; unset: 1 under a rate limit or a failure ceiling, 16 without")
     concurrency: int = Field(16, ge=1, le=1024)
     rate_per_minute: float = Field(290.0, ge=0, description="per token; Genesys allows 300, 0 turns it off")
     audit_key: SecretStr = SecretStr("")
