@@ -71,6 +71,15 @@ def test_write_commits_a_zstd_part_in_the_hive_path(store: PartStore) -> None:
     assert store.runs() == {"run-a"}
 
 
+def test_only_columns_that_repeat_values_are_dictionary_encoded(store: PartStore) -> None:
+    path = store.write("run-a", "part-000000", results_part(1, [customer(1), customer(2), None]))
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    dictionary = {row_group.column(i).path_in_schema for i in range(row_group.num_columns)
+                  if row_group.column(i).has_dictionary_page}
+    assert {"status", "error_code", "attempts", "customer_id"} <= dictionary  # a mapped column may repeat values
+    assert not dictionary & {"row_key", "row_number", "raw_answer", "recorded_at"}
+
+
 def test_read_returns_the_run_in_part_order(store: PartStore) -> None:
     store.write("run-a", "part-000001", results_part(3, [customer(3)]))
     store.write("run-a", "part-000000", results_part(1, [customer(1), None]))
