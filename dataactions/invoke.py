@@ -38,7 +38,7 @@ from dataactions.errors import (
     WorkflowDeadlineExceeded,
     WorkflowError,
 )
-from dataactions.retry import RetryPolicy, attempts_of, call_with_retries, failure_reason
+from dataactions.retry import AttemptObserver, RetryPolicy, attempts_of, call_with_retries, failure_reason
 from dataactions.settings import PipelineSettings
 from dataactions.telemetry import Metrics
 
@@ -87,7 +87,7 @@ class Invoker:
         self._client = client
         self._policy = policy
         self._poll_policy = dataclasses.replace(policy, retry_unsafe=True)
-        self._metrics = metrics
+        self.metrics = metrics
         self._poll_initial = poll_initial_seconds
         self._poll_max = poll_max_seconds
         self._deadline_seconds = workflow_deadline_seconds
@@ -112,41 +112,40 @@ class Invoker:
     async def execute(self, action_id: str, inputs: Mapping[str, Any], *, flatten: bool = False) -> Invocation:
         """Execute the action for one row, retrying as the policy says."""
         started = perf_counter()
-        limited = [0]
+        row = _RowAttempts(self)
         try:
             response, attempts = await self._retrying(
-                partial(self._client.execute, action_id, inputs, flatten=flatten), self._policy, limited
-            )
+                partial(self._client.execute, action_id, inputs, flatten=flatten), self._policy, row)
         except (CircuitOpenError, RateBudgetSpent):
             raise
         except DataActionsError as exc:
-            return self._failed(action_id, exc, attempts_of(exc), inputs, started, limited[0])
-        return self._succeeded(action_id, response, response.body, attempts, started, limited[0], response.text)
+            return self._failed(action_id, exc, attempts_of(exc), inputs, started, row.rate_limited)
+        return self._succeeded(action_id, response, response.body, attempts, started, row.rate_limited,
+                               response.text)
 
     async def run_workflow(self, flow_id: str, inputs: Mapping[str, Any], *, name: str | None = None) -> Invocation:
         """Launch a workflow for one row and poll it to its end (or its deadline)."""
         started = perf_counter()
         deadline = self._clock() + self._deadline_seconds
         attempts = 0
-        limited = [0]
+        row = _RowAttempts(self)
         try:
             launched, attempts = await self._retrying(
-                partial(self._client.launch_workflow, flow_id, inputs, name), self._policy, limited
-            )
-            final = await self._await_end(_execution_id(launched), deadline, limited)
+                partial(self._client.launch_workflow, flow_id, inputs, name), self._policy, row)
+            final = await self._await_end(_execution_id(launched), deadline, row)
         except (CircuitOpenError, RateBudgetSpent):
             raise
         except DataActionsError as exc:
-            return self._failed(flow_id, exc, attempts or attempts_of(exc), inputs, started, limited[0])
+            return self._failed(flow_id, exc, attempts or attempts_of(exc), inputs, started, row.rate_limited)
         output = final.body.get("outputData")
         return self._succeeded(flow_id, final, output if isinstance(output, dict) else {}, attempts, started,
-                               limited[0])
+                               row.rate_limited)
 
-    async def _await_end(self, execution_id: str, deadline: float, limited: list[int]) -> ApiResponse:
+    async def _await_end(self, execution_id: str, deadline: float, row: _RowAttempts) -> ApiResponse:
         delay = self._poll_initial
         while True:
             await self._sleep(max(0.0, min(delay, deadline - self._clock())))
-            response, _ = await self._retrying(partial(self._poll, execution_id), self._poll_policy, limited)
+            response, _ = await self._retrying(partial(self._poll, execution_id), self._poll_policy, row)
             status = response.body["status"]
             if status == "COMPLETED":
                 return response
@@ -162,37 +161,17 @@ class Invoker:
             raise MalformedResponseError(f"workflow execution {execution_id} was reported without a status")
         return response
 
-    async def _retrying(
-        self, call: Callable[[], Awaitable[ApiResponse]], policy: RetryPolicy, limited: list[int]
-    ) -> tuple[ApiResponse, int]:
-        return await call_with_retries(
-            partial(self._attempt, call, limited), policy, on_retry=self._on_retry, sleep=self._sleep, rng=self._rng
-        )
-
-    async def _attempt(self, call: Callable[[], Awaitable[ApiResponse]], limited: list[int]) -> ApiResponse:
-        self.breaker.check()
-        try:
-            response = await call()
-        except RateBudgetSpent:
-            raise  # nothing was sent: neither the breaker nor the metrics saw an attempt
-        except DataActionsError as exc:
-            self.breaker.record(exc)
-            if isinstance(exc, RateLimitedError):
-                limited[0] += 1
-                self._metrics.record_rate_limited()
-            raise
-        self.breaker.record(None)
-        return response
-
-    def _on_retry(self, exc: BaseException, attempt: int, delay: float) -> None:
-        self._metrics.record_retry(failure_reason(exc))
+    def _retrying(
+        self, call: Callable[[], Awaitable[ApiResponse]], policy: RetryPolicy, row: _RowAttempts
+    ) -> Awaitable[tuple[ApiResponse, int]]:
+        return call_with_retries(call, policy, observer=row, sleep=self._sleep, rng=self._rng)
 
     def _succeeded(
         self, action: str, response: ApiResponse, body: dict[str, Any], attempts: int, started: float,
         rate_limited: int = 0, text: bytes | None = None,
     ) -> Invocation:
         seconds = perf_counter() - started
-        self._metrics.record_invocation(action, "succeeded", seconds)
+        self.metrics.record_invocation(action, "succeeded", seconds)
         return Invocation(
             "succeeded", body, response.status, None, None, attempts, seconds * 1000.0, response.correlation_id,
             rate_limited, text,
@@ -203,7 +182,7 @@ class Invoker:
         rate_limited: int = 0,
     ) -> Invocation:
         seconds = perf_counter() - started
-        self._metrics.record_invocation(action, "failed", seconds, failure_reason(exc))
+        self.metrics.record_invocation(action, "failed", seconds, failure_reason(exc))
         api = exc if isinstance(exc, ApiError) else None
         return Invocation(
             "failed",
@@ -216,6 +195,30 @@ class Invoker:
             api.correlation_id if api else None,
             rate_limited,
         )
+
+
+class _RowAttempts(AttemptObserver):
+    """One row's attempts: each passes the circuit breaker first and is recorded in it, 429s are counted."""
+
+    __slots__ = ("_invoker", "rate_limited")
+
+    def __init__(self, invoker: Invoker) -> None:
+        self._invoker = invoker
+        self.rate_limited = 0
+
+    def before_attempt(self) -> None:
+        self._invoker.breaker.check()
+
+    def after_attempt(self, exc: BaseException | None) -> None:
+        if isinstance(exc, RateBudgetSpent):
+            return  # nothing was sent: neither the breaker nor the metrics saw an attempt
+        self._invoker.breaker.record(exc)
+        if isinstance(exc, RateLimitedError):
+            self.rate_limited += 1
+            self._invoker.metrics.record_rate_limited()
+
+    def on_retry(self, exc: BaseException, attempt: int, delay: float) -> None:
+        self._invoker.metrics.record_retry(failure_reason(exc))
 
 
 def _execution_id(launched: ApiResponse) -> str:

@@ -110,27 +110,27 @@ def _rejected_row(number: int, inputs: dict[str, Any] | None, error: RowRejected
 
 
 async def _invoke_all(rt: Runtime, rows: list[_Row]) -> None:
+    target = rt.spec.target
     if rt.spec.mode == "workflow":  # a row waits out its workflow between polls, holding no slot meanwhile
-        await asyncio.gather(*(_invoke(rt, row) for row in rows))
+        async def run_workflow(row: _Row) -> None:
+            _settle(row, await rt.invoker.run_workflow(target, row.inputs, name=f"{rt.spec.run_id}:{row.key}"))
+
+        await asyncio.gather(*(run_workflow(row) for row in rows))
         return
     # Executes: `concurrency` workers per batch take the rows in turn, rather than one waiting coroutine chain
     # per row; the client's concurrency limit is still what bounds requests in flight across batches. Fewer
     # live objects per batch in flight: the garbage collector's share of a run fell by about a third (make bench).
     pending = iter(rows)
+    execute, flatten = rt.invoker.execute, rt.spec.flatten
 
     async def worker() -> None:
         for row in pending:
-            await _invoke(rt, row)
+            _settle(row, await execute(target, row.inputs, flatten=flatten))
 
     await asyncio.gather(*(worker() for _ in range(min(len(rows), rt.spec.concurrency))))
 
 
-async def _invoke(rt: Runtime, row: _Row) -> None:
-    assert row.inputs is not None
-    if rt.spec.mode == "workflow":
-        invocation = await rt.invoker.run_workflow(rt.spec.target, row.inputs, name=f"{rt.spec.run_id}:{row.key}")
-    else:
-        invocation = await rt.invoker.execute(rt.spec.target, row.inputs, flatten=rt.spec.flatten)
+def _settle(row: _Row, invocation: Invocation) -> None:
     row.invocation = invocation
     row.status = invocation.status
     row.error_code = invocation.error_code

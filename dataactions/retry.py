@@ -13,7 +13,8 @@
 `max_retry_after_seconds` (3 s when a 429 has none). Backoff is exponential with full jitter: uniform in
 `[0, min(backoff_max, backoff_base * 2 ** (attempt - 1))]`.
 No failure is retried once `max_attempts` attempts have been made. `call_with_retries` gives up by raising the
-last exception with an `attempts` attribute set on it (read it with `attempts_of`).
+last exception with an `attempts` attribute set on it (read it with `attempts_of`); an `AttemptObserver` sees
+every attempt and every retry on the way.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataactions.settings import PipelineSettings
 
 __all__ = [
     "DEFAULT_RETRY_AFTER_SECONDS",
+    "AttemptObserver",
     "RetryPolicy",
     "attempts_of",
     "call_with_retries",
@@ -92,32 +94,53 @@ class RetryPolicy:
         return rng.uniform(0.0, min(ceiling, self.backoff_max_seconds))
 
 
+class AttemptObserver:
+    """What `call_with_retries` tells about each attempt; the methods do nothing until overridden."""
+
+    def before_attempt(self) -> None:
+        """Called before each attempt; raising here stops the call before anything is sent."""
+
+    def after_attempt(self, exc: BaseException | None) -> None:
+        """Called after each attempt with None (it answered) or the exception it failed with."""
+
+    def on_retry(self, exc: BaseException, attempt: int, delay: float) -> None:
+        """Called when attempt `attempt` failed with `exc` and the next one follows after `delay` seconds."""
+
+
+_NOT_OBSERVED = AttemptObserver()
+
+
 async def call_with_retries(
     fn: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     *,
-    on_retry: Callable[[BaseException, int, float], None] | None = None,
+    observer: AttemptObserver = _NOT_OBSERVED,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     rng: random.Random = random.Random(),  # noqa: B008 - one shared generator is the intent
 ) -> tuple[T, int]:
-    """`(await fn(), attempts)`, retrying failures as `policy` says.
+    """`(await fn(), attempts)`, retrying failures as `policy` says, each attempt and retry told to `observer`.
 
-    `on_retry(exc, attempt, delay)` is called before each wait. On giving up, the last exception is raised
-    with `exc.attempts` set to the number of attempts made.
+    On giving up, the last exception is raised with `exc.attempts` set to the number of attempts made. The
+    attempt is awaited right here, with no wrapper around it: every coroutine between a row and its HTTP call is
+    passed through again each time the call resumes, which cost the pipeline 1–2 µs a row per level (make bench).
     """
     attempt = 1
     while True:
+        observer.before_attempt()
         try:
-            return await fn(), attempt
+            answer = await fn()
         except Exception as exc:
+            observer.after_attempt(exc)
             if not policy.should_retry(exc, attempt):
                 exc.attempts = attempt  # type: ignore[attr-defined]
                 raise
             wait = policy.delay(exc, attempt, rng)
-            if on_retry is not None:
-                on_retry(exc, attempt, wait)
+            observer.on_retry(exc, attempt, wait)
             await sleep(wait)
             attempt += 1
+        else:
+            observer.after_attempt(None)
+            return answer, attempt
 
 
 def attempts_of(exc: BaseException) -> int:

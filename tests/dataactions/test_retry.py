@@ -18,6 +18,7 @@ from dataactions.errors import (
 )
 from dataactions.retry import (
     DEFAULT_RETRY_AFTER_SECONDS,
+    AttemptObserver,
     RetryPolicy,
     attempts_of,
     call_with_retries,
@@ -125,10 +126,17 @@ class Flaky:
         return "answer"
 
 
-class Recorder:
+class Recorder(AttemptObserver):
     def __init__(self) -> None:
         self.sleeps: list[float] = []
         self.retries: list[tuple[str, int, float]] = []
+        self.attempts: list[str | None] = []
+
+    def before_attempt(self) -> None:
+        self.attempts.append("start")
+
+    def after_attempt(self, exc: BaseException | None) -> None:
+        self.attempts.append(None if exc is None else failure_reason(exc))
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
@@ -138,7 +146,7 @@ class Recorder:
 
 
 async def _call(fn: Any, policy: RetryPolicy, recorder: Recorder) -> Any:
-    return await call_with_retries(fn, policy, on_retry=recorder.on_retry, sleep=recorder.sleep, rng=random.Random(3))
+    return await call_with_retries(fn, policy, observer=recorder, sleep=recorder.sleep, rng=random.Random(3))
 
 
 async def test_transient_failures_are_retried_until_an_answer() -> None:
@@ -147,6 +155,20 @@ async def test_transient_failures_are_retried_until_an_answer() -> None:
     assert await _call(fn, POLICY, recorder) == ("answer", 3)
     assert [(reason, attempt) for reason, attempt, _ in recorder.retries] == [("http.503", 1), ("http.429", 2)]
     assert recorder.sleeps[1] == 2.0 and recorder.sleeps == [delay for _, _, delay in recorder.retries]
+    assert recorder.attempts == ["start", "http.503", "start", "http.429", "start", None]
+
+
+async def test_an_observer_stops_the_call_before_an_attempt() -> None:
+    class Refusing(Recorder):
+        def before_attempt(self) -> None:
+            if len(self.attempts) >= 2:  # after one failed attempt
+                raise RuntimeError("stop")
+            super().before_attempt()
+
+    recorder, fn = Refusing(), Flaky(http_error(503))
+    with pytest.raises(RuntimeError, match="stop"):
+        await _call(fn, POLICY, recorder)
+    assert fn.calls == 1 and recorder.attempts == ["start", "http.503"]
 
 
 async def test_giving_up_raises_the_last_failure_with_its_attempts() -> None:
