@@ -123,11 +123,17 @@ class TokenProvider:
     def token_url(self) -> str:
         return self._url
 
+    def current(self) -> str | None:
+        """The token if it is not due for renewal, else None (then await `token`); spares a coroutine."""
+        token = self._token
+        return token if token is not None and self._clock() < self._renew_at else None
+
     async def token(self) -> str:
         """The current token, fetching or renewing it first when due."""
+        fresh = self.current()
+        if fresh is not None:
+            return fresh
         current = self._token
-        if current is not None and self._clock() < self._renew_at:
-            return current
         if self._adopt_cached():
             return self._token  # type: ignore[return-value]
         try:

@@ -115,6 +115,8 @@ class Metrics:
         return attrs
 
     def record_invocation(self, action: str, outcome: str, seconds: float, error_type: str | None = None) -> None:
+        if not self.enabled:  # once per row: a no-op meter should cost nothing
+            return
         attrs = self._attributes(("inv", action, outcome, error_type), lambda: _without_none(
             {ACTION: action, OUTCOME: outcome, ERROR_TYPE: error_type}))
         self._invocations.add(1, attrs)

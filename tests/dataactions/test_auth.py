@@ -58,10 +58,12 @@ async def test_renewed_before_expiry(emulator: EmulatorServer, http: httpx.Async
     emulator.configure(token_lifetime_seconds=100)
     clock = FakeClock(now=0.0)
     tokens = provider(http, emulator.base_url, clock=clock)
+    assert tokens.current() is None  # nothing fetched yet
     first = await tokens.token()
     clock.now = 89.0
-    assert await tokens.token() == first
+    assert await tokens.token() == first == tokens.current()
     clock.now = 91.0
+    assert tokens.current() is None  # due for renewal: only token() renews it
     second = await tokens.token()
     assert second != first and tokens.tokens_fetched == 2 == emulator.stats()["tokens_issued"]
 

@@ -45,6 +45,18 @@ async def test_a_free_slot_is_taken_without_sleeping() -> None:
     await limiter.acquire()
 
 
+def test_try_acquire_takes_only_a_slot_that_is_due() -> None:
+    clock = VirtualClock(now=0.0)
+    limiter = RateLimiter(60, clock=clock, sleep=_forbidden_sleep)
+    assert limiter.try_acquire()  # due now: taken
+    assert not limiter.try_acquire() and limiter.wait_seconds() == 1.0  # the next is 1 s away; nothing reserved
+    clock.now = 1.0
+    assert limiter.try_acquire()
+    limiter.pause(5)
+    clock.now = 4.0
+    assert not limiter.try_acquire() and limiter.wait_seconds() == 2.0
+
+
 async def test_zero_rate_never_waits() -> None:
     limiter = RateLimiter(0, clock=lambda: 5.0, sleep=_forbidden_sleep)
     for _ in range(1000):
