@@ -210,8 +210,8 @@ class _RowAttempts(AttemptObserver):
         self._invoker.breaker.check()
 
     def after_attempt(self, exc: BaseException | None) -> None:
-        if isinstance(exc, RateBudgetSpent):
-            return  # nothing was sent: neither the breaker nor the metrics saw an attempt
+        if isinstance(exc, RateBudgetSpent) or not (exc is None or isinstance(exc, DataActionsError)):
+            return  # nothing was sent (a spent rate budget), or a bug: the breaker judges only the remote's answers
         self._invoker.breaker.record(exc)
         if isinstance(exc, RateLimitedError):
             self.rate_limited += 1

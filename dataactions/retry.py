@@ -97,6 +97,8 @@ class RetryPolicy:
 class AttemptObserver:
     """What `call_with_retries` tells about each attempt; the methods do nothing until overridden."""
 
+    __slots__ = ()
+
     def before_attempt(self) -> None:
         """Called before each attempt; raising here stops the call before anything is sent."""
 
