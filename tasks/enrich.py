@@ -80,14 +80,28 @@ def _batches_run_name(parameters: dict[str, Any]) -> str:
 )
 async def enrich_batches_task(spec: JobSpec, batches: list[InputBatch]) -> list[BatchSummary]:
     """Enrich consecutive batches one after the other, each committed on its own (a retry skips those)."""
-    summaries = []
+    summaries: list[BatchSummary] = []
     async with runtime_scope(spec) as runtime:  # the flow's shared one, or this task's own on a Dask worker
         await runtime.ensure_action()
-        for batch in batches:
-            summary = await enrich_batch(runtime, batch)
-            get_run_logger().info(
-                "batch %d: %d rows, %d succeeded, %d failed, %d rejected%s", summary.index, summary.rows,
-                summary.succeeded, summary.failed, summary.rejected,
-                " (already committed)" if summary.resumed else "")
-            summaries.append(summary)
+        try:
+            for batch in batches:
+                summaries.append(await enrich_batch(runtime, batch))
+        finally:  # one line per task run, also for the batches committed before a failure
+            if summaries:
+                get_run_logger().info(_outcome_line(summaries))
     return summaries
+
+
+def _outcome_line(summaries: list[BatchSummary]) -> str:
+    """`batches 0-9: 5000 rows, 4990 succeeded, 10 failed, 0 rejected`. One line per task run rather than per
+    batch: each log line is shipped to the Prefect server and stored there, and at one per batch the lines cost
+    about 2 % of an unlimited run's rows/s (interleaved flows)."""
+    first, last = summaries[0], summaries[-1]
+    which = f"batch {first.index}" if first is last else f"batches {first.index}-{last.index}"
+    rows, succeeded, failed, rejected = (sum(getattr(s, name) for s in summaries)
+                                         for name in ("rows", "succeeded", "failed", "rejected"))
+    line = f"{which}: {rows} rows, {succeeded} succeeded, {failed} failed, {rejected} rejected"
+    resumed = sum(s.resumed for s in summaries)
+    if resumed == len(summaries):
+        return f"{line} (already committed)"
+    return f"{line} ({resumed} of them already committed)" if resumed else line

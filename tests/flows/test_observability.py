@@ -14,7 +14,14 @@ import httpx
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import Artifact
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -99,6 +106,12 @@ async def _batch_task_names(flow_run_id: Any) -> list[str]:
     return sorted(run.name for run in runs if run.name.startswith("batch"))
 
 
+async def _batch_log_lines(flow_run_id: Any) -> list[str]:
+    async with get_client() as client:
+        logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return sorted(log.message for log in logs if log.message.startswith("batch"))
+
+
 def test_consecutive_batches_share_a_task_run_and_each_is_committed_and_counted_on_its_own(
         genesys_env: EmulatorServer, tmp_path: Path, output_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATAACTIONS_BATCHES_PER_TASK", "2")
@@ -112,6 +125,10 @@ def test_consecutive_batches_share_a_task_run_and_each_is_committed_and_counted_
 
     expected = ["batch 4 (rows 33+)", "batches 0-1 (rows 1-16)", "batches 2-3 (rows 17-32)"]
     poll(lambda: asyncio.run(_batch_task_names(flow_run_id)) == expected, 30, "the task runs to be recorded")
+    outcomes = ["batch 4: 4 rows, 4 succeeded, 0 failed, 0 rejected",  # one line per task run
+                "batches 0-1: 16 rows, 16 succeeded, 0 failed, 0 rejected",
+                "batches 2-3: 16 rows, 16 succeeded, 0 failed, 0 rejected"]
+    poll(lambda: asyncio.run(_batch_log_lines(flow_run_id)) == outcomes, 30, "the task runs' logs to be stored")
     assert sorted(progress) == [0, 1, 2, 3, 4] and report["batches"] == 5 and report["succeeded"] == 36
     parts = sorted(path.name for path in (output_dir / "results" / "run_id=grouped").glob("*.parquet"))
     assert len(parts) == 5 and parts[0].startswith("part-000000-") and parts[4].startswith("part-000004-")
