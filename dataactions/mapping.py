@@ -266,6 +266,9 @@ _WILDCARD_NODE: type | None = getattr(jsonpath, "Wildcard", None)
 
 
 def _steps_lookup(steps: tuple[TStep, ...]) -> TLookup:
+    if len(steps) <= 2 and all(type(step) is str for step in steps):
+        return _keys_lookup(*steps)  # type: ignore[arg-type]
+
     def lookup(answer: Any) -> Any:
         value = answer
         for step in steps:
@@ -280,6 +283,22 @@ def _steps_lookup(steps: tuple[TStep, ...]) -> TLookup:
             else:
                 return MISSING
         return value
+
+    return lookup
+
+
+def _keys_lookup(*keys: str) -> TLookup:
+    """`$`, `$.a` and `$.a.b`, most mapped columns, without a loop: a lookup runs for every cell of a column."""
+    if not keys:
+        return lambda answer: answer
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda answer: answer.get(key, MISSING) if isinstance(answer, dict) else MISSING
+    outer, inner = keys
+
+    def lookup(answer: Any) -> Any:
+        parent = answer.get(outer, MISSING) if isinstance(answer, dict) else MISSING
+        return parent.get(inner, MISSING) if isinstance(parent, dict) else MISSING
 
     return lookup
 
