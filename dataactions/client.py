@@ -69,7 +69,7 @@ class ApiResponse:
     """A successful answer: its status, its JSON object body, Genesys's correlation id and the time it took.
 
     `text` is the body as it came, when it is UTF-8 JSON text (else None): keeping it costs nothing, while writing
-    the decoded body out again as JSON cost a row a tenth of its landing (`make bench`)."""
+    the decoded body out again as JSON for `raw_answer` cost ~3.7 µs a row, a sixth of landing a batch."""
 
     status: int
     body: dict[str, Any]
@@ -244,7 +244,7 @@ class GenesysClient:
         the token and replays the request once.
 
         One coroutine from the slot to httpx: every coroutine between a row and its HTTP call is passed through
-        again each time the call resumes, and each cost a row 1–2 µs of the client's time (`make bench`)."""
+        again each time the call resumes, and each cost a row 1–2 µs of the client's time (interleaved runs)."""
         async with self._slots:
             lane = self._pick_lane()
             if not lane.limiter.try_acquire():

@@ -124,7 +124,8 @@ async def call_with_retries(
 
     On giving up, the last exception is raised with `exc.attempts` set to the number of attempts made. The
     attempt is awaited right here, with no wrapper around it: every coroutine between a row and its HTTP call is
-    passed through again each time the call resumes, which cost the pipeline 1–2 µs a row per level (make bench).
+    passed through again each time the call resumes, which cost the pipeline 1–2 µs a row per level (interleaved
+    runs, benchmarks.layers).
     """
     attempt = 1
     while True:
