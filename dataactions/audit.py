@@ -99,20 +99,21 @@ def _hasher(key: bytes) -> InputHasher:
 
 def build_audit_table(
     *,
-    row_key: Sequence[str],
+    row_key: Sequence[str] | pa.Array,
     action_id: str | Sequence[str],
-    status: Sequence[str],
+    status: Sequence[str] | pa.Array,
     input_hmac: Sequence[str | None],
     http_status: Sequence[int | None] | None = None,
-    attempts: Sequence[int] | int = 0,
+    attempts: Sequence[int] | pa.Array | int = 0,
     duration_ms: Sequence[float | None] | None = None,
     correlation_id: Sequence[str | None] | None = None,
-    recorded_at: datetime | Sequence[datetime] | None = None,
+    recorded_at: datetime | Sequence[datetime] | pa.Array | None = None,
 ) -> pa.Table:
-    """An audit part (`AUDIT_SCHEMA`); each keyword is a column, a per-row list (a scalar is repeated, None nulls)."""
+    """An audit part (`AUDIT_SCHEMA`); each keyword is a column, a per-row list or Arrow array (a scalar is
+    repeated, None nulls)."""
     columns = {
         "row_key": row_key, "action_id": action_id, "status": status, "input_hmac": input_hmac,
         "http_status": http_status, "attempts": attempts, "duration_ms": duration_ms,
-        "correlation_id": correlation_id, "recorded_at": recorded_at or datetime.now(UTC),
+        "correlation_id": correlation_id, "recorded_at": datetime.now(UTC) if recorded_at is None else recorded_at,
     }
     return table_from_columns(AUDIT_SCHEMA, columns, len(row_key))

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataactions.audit import build_audit_table, input_hmac
+from dataactions.audit import InputHasher, build_audit_table
 from dataactions.errors import RowRejected
 from dataactions.invoke import Invocation
 from dataactions.limits import slot_priority
@@ -26,6 +26,8 @@ from dataactions.runtime import Runtime
 from dataactions.sink import build_results_table
 
 __all__ = ["BatchSummary", "enrich_batch", "part_name"]
+
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 
 @dataclass
@@ -144,39 +146,43 @@ def _tables(rt: Runtime, rows: list[_Row]) -> tuple[pa.Table, pa.Table]:
     for row, problem in zip(rows, normalized.errors):
         if problem and row.status == "succeeded":
             row.status, row.error_code, row.error_message = "failed", "normalize", problem
-    return _results_table(rt, rows, normalized.table), _audit_table(rt, rows)
+    shared = _shared_columns(rows)
+    return _results_table(rt, rows, normalized.table, shared), _audit_table(rt, rows, shared)
 
 
-def _results_table(rt: Runtime, rows: list[_Row], mapped: pa.Table) -> pa.Table:
+def _shared_columns(rows: list[_Row]) -> dict[str, pa.Array]:
+    """The columns results and audit parts both have, converted to Arrow once."""
+    return {
+        "row_key": pa.array([row.key for row in rows], pa.string()),
+        "status": pa.array([row.status for row in rows], pa.string()),
+        "attempts": pa.array([row.invocation.attempts if row.invocation else 0 for row in rows], pa.int32()),
+        "recorded_at": pa.array([row.finished_at for row in rows], _UTC_MICROS),
+    }
+
+
+def _results_table(rt: Runtime, rows: list[_Row], mapped: pa.Table, shared: dict[str, pa.Array]) -> pa.Table:
     raw = [None if rt.secure or not row.invocation or row.invocation.body is None
            else row.invocation.text or raw_answer_json(row.invocation.body) for row in rows]
     return build_results_table(
         rt.mapping,
-        row_key=[row.key for row in rows],
         row_number=[row.number for row in rows],
-        status=[row.status for row in rows],
         error_code=[row.error_code for row in rows],
         error_message=[row.error_message for row in rows],
-        attempts=[row.invocation.attempts if row.invocation else 0 for row in rows],
         mapped=mapped,
         raw_answer=raw,
-        recorded_at=[row.finished_at for row in rows],
+        **shared,
     )
 
 
-def _audit_table(rt: Runtime, rows: list[_Row]) -> pa.Table:
-    key = rt.audit_key
+def _audit_table(rt: Runtime, rows: list[_Row], shared: dict[str, pa.Array]) -> pa.Table:
     invocations = [row.invocation for row in rows]
     return build_audit_table(
-        row_key=[row.key for row in rows],
-        action_id=[rt.spec.target] * len(rows),
-        status=[row.status for row in rows],
-        input_hmac=[input_hmac(key, row.inputs) if row.inputs is not None else None for row in rows],
+        action_id=rt.spec.target,
+        input_hmac=InputHasher(rt.audit_key).hexdigests(row.inputs for row in rows),
         http_status=[inv.http_status if inv else None for inv in invocations],
-        attempts=[inv.attempts if inv else 0 for inv in invocations],
         duration_ms=[inv.duration_ms if inv else None for inv in invocations],
         correlation_id=[inv.correlation_id if inv else None for inv in invocations],
-        recorded_at=[row.finished_at for row in rows],
+        **shared,
     )
 
 

@@ -97,28 +97,29 @@ def results_schema(mapping: Mapping) -> pa.Schema:
 def build_results_table(
     mapping: Mapping,
     *,
-    row_key: Sequence[str],
+    row_key: Sequence[str] | pa.Array,
     row_number: Sequence[int],
-    status: Sequence[str],
-    attempts: Sequence[int] | int,
+    status: Sequence[str] | pa.Array,
+    attempts: Sequence[int] | pa.Array | int,
     error_code: Sequence[str | None] | None = None,
     error_message: Sequence[str | None] | None = None,
     mapped: pa.Table | None = None,
     raw_answer: Sequence[str | bytes | None] | None = None,
-    recorded_at: datetime | Sequence[datetime] | None = None,
+    recorded_at: datetime | Sequence[datetime] | pa.Array | None = None,
 ) -> pa.Table:
-    """A results part; each keyword is a column, given as a per-row list (a scalar is repeated, None is nulls).
+    """A results part; each keyword is a column, given as a per-row list or Arrow array (a scalar is repeated,
+    None is nulls).
 
     `mapped` is `normalize_batch(...).table`, aligned with the rows (None answers for failed/rejected rows);
     `raw_answer` holds JSON text (bytes must be UTF-8); `recorded_at` None means now.
     """
-    unknown = set(status) - RESULT_STATUSES
+    unknown = set(status.unique().to_pylist() if isinstance(status, pa.Array) else status) - RESULT_STATUSES
     if unknown:
         raise ValueError(f"unknown status(es) {sorted(unknown)}; use {sorted(RESULT_STATUSES)}")
     columns: dict[str, Any] = {
         "row_key": row_key, "row_number": row_number, "status": status, "error_code": error_code,
         "error_message": error_message, "attempts": attempts, "raw_answer": raw_answer,
-        "recorded_at": recorded_at or datetime.now(UTC),
+        "recorded_at": datetime.now(UTC) if recorded_at is None else recorded_at,
     }
     if mapped is not None:
         columns.update({name: mapped.column(name) for name in mapping.names})

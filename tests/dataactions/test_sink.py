@@ -187,6 +187,9 @@ def test_bad_part_and_dataset_names(tmp_path: Path) -> None:
 def test_build_results_table_checks_its_input() -> None:
     with pytest.raises(ValueError, match="unknown status"):
         build_results_table(MAPPING, row_key=["a"], row_number=[1], status=["ok"], attempts=1)
+    with pytest.raises(ValueError, match=r"unknown status\(es\) \['ok'\]"):  # given as an Arrow array too
+        build_results_table(MAPPING, row_key=pa.array(["a", "b"]), row_number=[1, 2],
+                            status=pa.array(["ok", "failed"]), attempts=1)
     with pytest.raises(ValueError, match="'row_number' has 2 values; expected 1"):
         build_results_table(MAPPING, row_key=["a"], row_number=[1, 2], status=["rejected"], attempts=0)
 
