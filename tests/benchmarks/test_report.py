@@ -20,7 +20,7 @@ def test_ratios_are_of_the_medians_and_the_table_says_which_targets_are_met() ->
                                 "pipeline_vs_naive_prefect": 15.0}
     table = markdown({"meta": {"cpus": 2}, "throughput": merged,
                       "resume": {"rows": 200, "seconds": 0.5, "executions_sent": 0, "api_requests": 1}})
-    assert "| pipeline / (a) | 0.90 | ≥ 0.80 | yes |" in table
+    assert "| pipeline / (a) | 0.900 | ≥ 0.80 | yes |" in table
     assert "| pipeline / (c) | 15.0× | ≥ 10× | yes |" in table
     assert "0 rows sent again" in table
 
