@@ -78,8 +78,12 @@ class InputHasher:
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def hexdigest(self, inputs: dict[str, Any]) -> str:
+        return self.hexdigest_of(canonical_input(inputs))
+
+    def hexdigest_of(self, canonical: bytes) -> str:
+        """The digest of inputs already in canonical form (`canonical_input`), e.g. the body a request sent."""
         mac = self._keyed.copy()
-        mac.update(canonical_input(inputs))
+        mac.update(canonical)
         return mac.hexdigest()
 
     def hexdigests(self, payloads: Iterable[dict[str, Any] | None]) -> list[str | None]:

@@ -166,13 +166,15 @@ class GenesysClient:
         await self._http.aclose()
 
     def execute(
-        self, action_id: str, inputs: Mapping[str, Any], *, flatten: bool = False
+        self, action_id: str, inputs: Mapping[str, Any], *, flatten: bool = False, body: bytes | None = None
     ) -> Coroutine[Any, Any, ApiResponse]:
-        """Run a published action once: `POST .../actions/{id}/execute`.
+        """Run a published action once: `POST .../actions/{id}/execute`. `body` is `inputs` already encoded as
+        JSON, sent as it is (the pipeline sends the canonical form its audit HMAC is computed over).
 
         Returns the request's coroutine itself rather than awaiting it in one of its own, the one call made for
         every row: see `_call`."""
-        return self._call("POST", self._action_url(action_id, "execute", flatten), _encode(inputs))
+        content = _encode(inputs) if body is None else body
+        return self._call("POST", self._action_url(action_id, "execute", flatten), content)
 
     async def test_action(self, action_id: str, inputs: Mapping[str, Any]) -> ApiResponse:
         """Run it in test mode, which reports each step: `POST .../actions/{id}/test`."""

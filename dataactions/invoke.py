@@ -109,13 +109,15 @@ class Invoker:
             workflow_deadline_seconds=pipeline.workflow_deadline_seconds,
         )
 
-    async def execute(self, action_id: str, inputs: Mapping[str, Any], *, flatten: bool = False) -> Invocation:
-        """Execute the action for one row, retrying as the policy says."""
+    async def execute(
+        self, action_id: str, inputs: Mapping[str, Any], *, flatten: bool = False, body: bytes | None = None
+    ) -> Invocation:
+        """Execute the action for one row, retrying as the policy says (`body`: see `GenesysClient.execute`)."""
         started = perf_counter()
         row = _RowAttempts(self)
         try:
             response, attempts = await self._retrying(
-                partial(self._client.execute, action_id, inputs, flatten=flatten), self._policy, row)
+                partial(self._client.execute, action_id, inputs, flatten=flatten, body=body), self._policy, row)
         except (CircuitOpenError, RateBudgetSpent):
             raise
         except DataActionsError as exc:

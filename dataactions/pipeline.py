@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataactions.audit import InputHasher, build_audit_table
+from dataactions.audit import InputHasher, build_audit_table, canonical_input
 from dataactions.errors import RowRejected
 from dataactions.invoke import Invocation
 from dataactions.limits import slot_priority
@@ -58,6 +58,7 @@ class _Row:
     error_message: str | None = None
     invocation: Invocation | None = None
     finished_at: datetime | None = None
+    body: bytes | None = None  # the canonical JSON of `inputs`: the request body, and what the audit HMAC covers
 
 
 def part_name(batch: InputBatch) -> str:
@@ -101,7 +102,8 @@ def _rejected_by_file(batch: InputBatch) -> list[_Row]:
 
 def _validated(rt: Runtime, batch: InputBatch) -> list[_Row]:
     valid, rejected = rt.contract.validate_batch(batch)
-    rows = [_Row(batch.row_numbers[i], batch.row_keys[i], payload, "pending") for i, payload in valid]
+    rows = [_Row(batch.row_numbers[i], batch.row_keys[i], payload, "pending", body=canonical_input(payload))
+            for i, payload in valid]
     rows += [_rejected_row(batch.row_numbers[i], batch.rows[i], error) for i, error in rejected]
     return rows
 
@@ -127,7 +129,7 @@ async def _invoke_all(rt: Runtime, rows: list[_Row]) -> None:
 
     async def worker() -> None:
         for row in pending:
-            _settle(row, await execute(target, row.inputs, flatten=flatten))
+            _settle(row, await execute(target, row.inputs, flatten=flatten, body=row.body))
 
     await asyncio.gather(*(worker() for _ in range(min(len(rows), rt.spec.concurrency))))
 
@@ -178,12 +180,18 @@ def _audit_table(rt: Runtime, rows: list[_Row], shared: dict[str, pa.Array]) -> 
     invocations = [row.invocation for row in rows]
     return build_audit_table(
         action_id=rt.spec.target,
-        input_hmac=InputHasher(rt.audit_key).hexdigests(row.inputs for row in rows),
+        input_hmac=_input_hmacs(InputHasher(rt.audit_key), rows),
         http_status=[inv.http_status if inv else None for inv in invocations],
         duration_ms=[inv.duration_ms if inv else None for inv in invocations],
         correlation_id=[inv.correlation_id if inv else None for inv in invocations],
         **shared,
     )
+
+
+def _input_hmacs(hasher: InputHasher, rows: list[_Row]) -> list[str | None]:
+    """Sent rows: the HMAC of the body they were sent with (encoded once); rejected ones: of their raw input."""
+    return [hasher.hexdigest_of(row.body) if row.body is not None
+            else None if row.inputs is None else hasher.hexdigest(row.inputs) for row in rows]
 
 
 def _summary(index: int, name: str, rows: list[_Row], seconds: float) -> BatchSummary:

@@ -14,6 +14,7 @@ import aiohttp
 import httpx
 import pytest
 
+from dataactions.audit import canonical_input
 from dataactions.client import GenesysClient, _is_utf8_object
 from dataactions.emulator import EmulatorServer
 from dataactions.emulator.generators import customer_by_phone
@@ -65,6 +66,16 @@ async def test_execute_returns_the_action_answer(
     assert answer.correlation_id and answer.elapsed_seconds > 0
     assert answer.text is not None and json.loads(answer.text) == answer.body  # the body as it came
     assert emulator.input_count(CUSTOMER_ACTION, inputs) == 1
+
+
+async def test_a_given_body_is_sent_as_it_is(emulator: EmulatorServer, make_settings: MakeSettings) -> None:
+    """The pipeline sends each row's canonical JSON, the bytes its audit HMAC covers, instead of encoding again."""
+    sent = {"phoneNumber": phone(2)}
+    async with client_for(make_settings()) as client:
+        answer = await client.execute(CUSTOMER_ACTION, {"phoneNumber": phone(3)}, body=canonical_input(sent))
+    assert answer.body == customer_by_phone(sent)
+    assert emulator.input_count(CUSTOMER_ACTION, sent) == 1
+    assert emulator.input_count(CUSTOMER_ACTION, {"phoneNumber": phone(3)}) == 0
 
 
 @pytest.mark.parametrize(("encoding", "kept"), [("utf-8", True), ("utf-8-sig", False), ("utf-16-le", False),
