@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataactions.audit import InputHasher, build_audit_table, canonical_input
+from dataactions.audit import AUDIT_SCHEMA, InputHasher, build_audit_table, canonical_input
 from dataactions.errors import RowRejected
 from dataactions.invoke import Invocation
 from dataactions.limits import slot_priority
@@ -26,8 +26,6 @@ from dataactions.runtime import Runtime
 from dataactions.sink import build_results_table
 
 __all__ = ["BatchSummary", "enrich_batch", "part_name"]
-
-_UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 
 @dataclass
@@ -154,12 +152,13 @@ def _tables(rt: Runtime, rows: list[_Row]) -> tuple[pa.Table, pa.Table]:
 
 def _shared_columns(rows: list[_Row]) -> dict[str, pa.Array]:
     """The columns results and audit parts both have, converted to Arrow once."""
-    return {
-        "row_key": pa.array([row.key for row in rows], pa.string()),
-        "status": pa.array([row.status for row in rows], pa.string()),
-        "attempts": pa.array([row.invocation.attempts if row.invocation else 0 for row in rows], pa.int32()),
-        "recorded_at": pa.array([row.finished_at for row in rows], _UTC_MICROS),
+    columns = {
+        "row_key": [row.key for row in rows],
+        "status": [row.status for row in rows],
+        "attempts": [row.invocation.attempts if row.invocation else 0 for row in rows],
+        "recorded_at": [row.finished_at for row in rows],
     }
+    return {name: pa.array(values, AUDIT_SCHEMA.field(name).type) for name, values in columns.items()}
 
 
 def _results_table(rt: Runtime, rows: list[_Row], mapped: pa.Table, shared: dict[str, pa.Array]) -> pa.Table:
@@ -177,10 +176,10 @@ def _results_table(rt: Runtime, rows: list[_Row], mapped: pa.Table, shared: dict
 
 
 def _audit_table(rt: Runtime, rows: list[_Row], shared: dict[str, pa.Array]) -> pa.Table:
-    invocations = [row.invocation for row in rows]
+    invocations, hasher = [row.invocation for row in rows], InputHasher(rt.audit_key)
     return build_audit_table(
         action_id=rt.spec.target,
-        input_hmac=_input_hmacs(InputHasher(rt.audit_key), rows),
+        input_hmac=[_input_hmac(hasher, row) for row in rows],
         http_status=[inv.http_status if inv else None for inv in invocations],
         duration_ms=[inv.duration_ms if inv else None for inv in invocations],
         correlation_id=[inv.correlation_id if inv else None for inv in invocations],
@@ -188,10 +187,11 @@ def _audit_table(rt: Runtime, rows: list[_Row], shared: dict[str, pa.Array]) -> 
     )
 
 
-def _input_hmacs(hasher: InputHasher, rows: list[_Row]) -> list[str | None]:
-    """Sent rows: the HMAC of the body they were sent with (encoded once); rejected ones: of their raw input."""
-    return [hasher.hexdigest_of(row.body) if row.body is not None
-            else None if row.inputs is None else hasher.hexdigest(row.inputs) for row in rows]
+def _input_hmac(hasher: InputHasher, row: _Row) -> str | None:
+    """A sent row's: of the body it was sent with (encoded once); a rejected row's: of its raw input, if any."""
+    if row.body is not None:
+        return hasher.hexdigest_of(row.body)
+    return None if row.inputs is None else hasher.hexdigest(row.inputs)
 
 
 def _summary(index: int, name: str, rows: list[_Row], seconds: float) -> BatchSummary:

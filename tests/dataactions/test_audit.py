@@ -44,6 +44,7 @@ def test_hasher_reuses_its_keyed_state_across_rows() -> None:
     payloads = [{"n": i} for i in range(3)]
     assert hasher.hexdigests([*payloads, None]) == [input_hmac(KEY, p) for p in payloads] + [None]
     assert hasher.hexdigest(payloads[0]) == input_hmac(KEY, payloads[0])
+    assert hasher.hexdigest_of(canonical_input(payloads[1])) == input_hmac(KEY, payloads[1])  # a body already sent
 
 
 def test_an_empty_key_is_a_configuration_error() -> None:
