@@ -94,11 +94,9 @@ class RateLimiter:
         """Reserve this request's slot if it may leave now; False reserves nothing (then await `acquire`).
 
         Most requests find their slot due: this spares each of them a coroutine."""
-        now = self._clock()
-        tat = self._tat if self._tat > now else now
-        if tat - self._tolerance > now or self._paused_until > now:
+        if self.wait_seconds() > 0.0:
             return False
-        self._tat = tat + self._interval
+        self._reserve(self._clock())
         return True
 
     async def acquire(self) -> None:
