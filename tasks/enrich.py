@@ -61,12 +61,16 @@ async def health_check(spec: JobSpec) -> dict[str, Any]:
     return found
 
 
+def _which(first: int, last: int) -> str:
+    """`batch 3`, or `batches 0-9`: how a task run's logs and name call its batches."""
+    return f"batch {first}" if first == last else f"batches {first}-{last}"
+
+
 def _batches_run_name(parameters: dict[str, Any]) -> str:
     batches: list[InputBatch] = parameters["batches"]
     first, last = batches[0], batches[-1]
-    if first is last:
-        return f"batch {first.index} (rows {first.first_row}+)"
-    return f"batches {first.index}-{last.index} (rows {first.first_row}-{last.last_row})"
+    rows = f"{first.first_row}+" if first is last else f"{first.first_row}-{last.last_row}"
+    return f"{_which(first.index, last.index)} (rows {rows})"
 
 
 @task(
@@ -96,8 +100,7 @@ def _outcome_line(summaries: list[BatchSummary]) -> str:
     """`batches 0-9: 5000 rows, 4990 succeeded, 10 failed, 0 rejected`. One line per task run rather than per
     batch: each log line is shipped to the Prefect server and stored there, and at one per batch the lines cost
     about 2 % of an unlimited run's rows/s (interleaved flows)."""
-    first, last = summaries[0], summaries[-1]
-    which = f"batch {first.index}" if first is last else f"batches {first.index}-{last.index}"
+    which = _which(summaries[0].index, summaries[-1].index)
     rows, succeeded, failed, rejected = (sum(getattr(s, name) for s in summaries)
                                          for name in ("rows", "succeeded", "failed", "rejected"))
     line = f"{which}: {rows} rows, {succeeded} succeeded, {failed} failed, {rejected} rejected"
